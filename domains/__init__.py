@@ -1,0 +1,1 @@
+"""Domain packages, importable as ``sciflow.domains.<name>``."""

@@ -1,0 +1,162 @@
+"""``Flow``: space + path + coupling + network parameterisation, with ``loss`` and ``sample``.
+
+Example::
+
+    import sciflow
+    flow = sciflow.Flow(sciflow.nn.MLP(2), space=sciflow.spaces.Euclidean(2))
+    loss = flow.loss(x1)                         # x1: (B, 2) data, scalar loss
+    out = flow.sample(512, sampler="midpoint", steps=20)
+    out.x, out.nfe                               # (512, 2) samples, 40 network evaluations
+
+Time convention: t = 0 is the source (noise, prior, or previous state), t = 1 is data.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from sciflow.couplings import build_coupling
+from sciflow.guidance.cfg import drop_condition, guided
+from sciflow.paths.affine import AffinePath
+from sciflow.paths.base import Path
+from sciflow.paths.time import UniformTime, build_time_sampler
+from sciflow.samplers import SampleResult, build_sampler
+from sciflow.spaces.base import Space
+from sciflow.tree import batch_size, first_leaf
+
+SourceFn = Callable[..., Any]
+
+
+class Flow(nn.Module):
+    """A flow-matching model.
+
+    Args:
+        model: network ``model(x, t, cond=None)`` returning the ``prediction`` for states x
+            ``(B, *event_shape)`` and times t ``(B,)``.
+        space: where states live (required unless ``source`` is given).
+        path: conditional probability path (default: affine cond-OT).
+        coupling: pairing of source and data minibatches, a name, mapping or object (default independent).
+        time_sampler: training-time distribution (default uniform).
+        prediction: what the network predicts, one of ``path.predictions`` ("velocity", "x1", "noise", ...).
+        cond_dropout: probability of dropping the condition while training (classifier-free guidance).
+        source: optional ``source(n, cond=None, device=None, dtype=None, generator=None) -> x0`` for
+            data-dependent sources (x0 = previous state, observed history, ...). Default: the space's base.
+        t_eps: training times are drawn in [t_eps, 1 - t_eps] when the parameterisation is singular at an
+            end point (x1- or noise-prediction converted to velocity); 0 for velocity prediction.
+    """
+
+    def __init__(self, model: nn.Module, space: Optional[Space] = None, path: Optional[Path] = None,
+                 coupling: Any = None, time_sampler: Any = None, prediction: str = "velocity",
+                 cond_dropout: float = 0.0, source: Optional[SourceFn] = None, t_eps: float = 0.0):
+        super().__init__()
+        if space is None and source is None:
+            raise ValueError("Flow needs a space (for its base distribution) or a source function")
+        if not 0.0 <= cond_dropout < 1.0:
+            raise ValueError(f"cond_dropout must be in [0, 1), got {cond_dropout}")
+        self.model = model
+        self.space = space
+        self.path = path if path is not None else AffinePath()
+        self.path.check_prediction(prediction)
+        self.prediction = prediction
+        self.coupling = build_coupling(coupling)
+        self.time_sampler = build_time_sampler(time_sampler) if time_sampler is not None else UniformTime()
+        self.cond_dropout = float(cond_dropout)
+        self.source = source
+        self.t_eps = float(t_eps)
+
+    def extra_repr(self) -> str:
+        return (f"space={self.space!r}, path={self.path!r}, coupling={self.coupling!r}, "
+                f"prediction={self.prediction!r}, cond_dropout={self.cond_dropout}")
+
+    # -- source ----------------------------------------------------------------------------------
+    def sample_source(self, n: int, cond: Any = None, device=None, dtype=None,
+                      generator: Optional[torch.Generator] = None) -> Any:
+        """Draw ``n`` source states x0 (t = 0)."""
+        if self.source is not None:
+            return self.source(n, cond=cond, device=device, dtype=dtype, generator=generator)
+        return self.space.random_base(n, device=device, dtype=dtype, generator=generator)
+
+    # -- training --------------------------------------------------------------------------------
+    def loss_per_example(self, x1: Any, cond: Any = None, x0: Any = None,
+                         generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Per-example flow-matching loss, shape ``(B,)``, for data ``x1`` and optional ``cond``."""
+        ref = first_leaf(x1)
+        n = batch_size(x1)
+        if x0 is None:
+            x0 = self.sample_source(n, cond=cond, device=ref.device, dtype=ref.dtype, generator=generator)
+        x0, x1, cond = self.coupling(x0, x1, cond, generator=generator)
+        t = self.time_sampler(n, device=ref.device, dtype=ref.dtype, generator=generator)
+        if self.t_eps > 0:
+            t = t * (1 - 2 * self.t_eps) + self.t_eps
+        sample = self.path.sample(x0, x1, t)
+        if self.training and self.cond_dropout > 0:
+            cond = drop_condition(cond, self.cond_dropout, generator=generator)
+        output = self.model(sample.x_t, t, cond) if cond is not None else self.model(sample.x_t, t)
+        return self.path.loss(output, sample, self.prediction)
+
+    def loss(self, x1: Any, cond: Any = None, x0: Any = None,
+             generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Scalar flow-matching loss (mean over the batch)."""
+        return self.loss_per_example(x1, cond=cond, x0=x0, generator=generator).mean()
+
+    # -- fields ----------------------------------------------------------------------------------
+    def predict(self, x: Any, t: torch.Tensor, cond: Any = None, guidance_scale: float = 1.0) -> Any:
+        """The network's raw prediction at (x, t), with classifier-free guidance when ``cond`` is given."""
+        def call(x_, t_, c_):
+            return self.model(x_, t_, c_) if c_ is not None else self.model(x_, t_)
+
+        return guided(call, x, t, cond, guidance_scale)
+
+    def velocity(self, x: Any, t: torch.Tensor, cond: Any = None, guidance_scale: float = 1.0) -> Any:
+        """Marginal velocity field v(x, t) for ODE samplers; ``t`` has shape ``(B,)``."""
+        return self.path.velocity(self.predict(x, t, cond, guidance_scale), x, t, self.prediction)
+
+    # -- sampling --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: Optional[int] = None, cond: Any = None, x0: Any = None, sampler: Any = "euler",
+               steps: Optional[int] = None, guidance_scale: float = 1.0, return_trajectory: bool = False,
+               generator: Optional[torch.Generator] = None, device=None, dtype=None,
+               progress: bool = False, **sampler_kwargs) -> SampleResult:
+        """Draw samples by integrating from the source (t = 0) to data (t = 1).
+
+        Args:
+            n: number of samples (defaults to the batch size of ``cond`` or ``x0``).
+            cond: conditions ``(n, ...)`` or ``None``.
+            x0: source states to start from (default: drawn from the source).
+            sampler: a registered name ("euler", "midpoint", "heun", "rk4", "dopri5", ...), a mapping
+                ``{"name": ..., **kwargs}`` or a sampler object.
+            steps: number of steps for fixed-step samplers.
+            guidance_scale: classifier-free guidance scale w (1 = plain conditional).
+            generator, device, dtype: for drawing x0; default device/dtype are the model's.
+
+        Returns:
+            :class:`~sciflow.samplers.SampleResult` (``.x`` samples, ``.nfe``, optional ``.trajectory``).
+        """
+        if n is None:
+            if x0 is not None:
+                n = batch_size(x0)
+            elif cond is not None:
+                n = batch_size(cond)
+            else:
+                raise ValueError("sample() needs n, cond or x0 to know how many samples to draw")
+        if cond is not None and batch_size(cond) != n:
+            raise ValueError(f"cond has batch size {batch_size(cond)} but n={n}")
+        if x0 is None:
+            p = next(self.parameters(), None)
+            device = device if device is not None else (p.device if p is not None else None)
+            dtype = dtype if dtype is not None else (p.dtype if p is not None else None)
+            x0 = self.sample_source(n, cond=cond, device=device, dtype=dtype, generator=generator)
+        if steps is not None:
+            sampler_kwargs["steps"] = steps
+        sampler_obj = build_sampler(sampler, **sampler_kwargs)
+        return sampler_obj(self, x0, cond=cond, guidance_scale=guidance_scale,
+                           return_trajectory=return_trajectory, progress=progress)
+
+    def log_prob(self, x1: torch.Tensor, cond: Any = None, **kwargs) -> torch.Tensor:
+        """Model log-density of data ``x1`` (nats, shape ``(B,)``) by the change of variables;
+        see :func:`sciflow.likelihood.log_prob` for the options."""
+        from sciflow.likelihood import log_prob
+
+        return log_prob(self, x1, cond=cond, **kwargs)

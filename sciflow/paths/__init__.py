@@ -1,0 +1,19 @@
+"""Probability paths, schedulers and training-time distributions."""
+from sciflow.paths.affine import AffinePath
+from sciflow.paths.base import Path, PathSample, expand_like
+from sciflow.paths.schedulers import (
+    CondOTScheduler,
+    CosineScheduler,
+    PolynomialScheduler,
+    Scheduler,
+    SchedulerOutput,
+    VPScheduler,
+    build_scheduler,
+)
+from sciflow.paths.time import BetaTime, LogitNormalTime, TimeSampler, UniformTime, build_time_sampler
+
+__all__ = [
+    "AffinePath", "Path", "PathSample", "expand_like",
+    "Scheduler", "SchedulerOutput", "CondOTScheduler", "CosineScheduler", "PolynomialScheduler", "VPScheduler",
+    "build_scheduler", "TimeSampler", "UniformTime", "LogitNormalTime", "BetaTime", "build_time_sampler",
+]

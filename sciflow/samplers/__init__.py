@@ -1,0 +1,22 @@
+"""Samplers: every sampler is ``sampler(flow, x0, cond=None, guidance_scale=1.0, ...) -> SampleResult``."""
+from sciflow.samplers.base import CountingField, SampleResult, time_grid
+from sciflow.samplers.ode import ODESampler, integrate
+
+__all__ = ["CountingField", "SampleResult", "time_grid", "ODESampler", "integrate", "build_sampler"]
+
+
+def build_sampler(spec="euler", **overrides):
+    """Build a sampler from a name (``"euler"``, ``"dopri5"``, ...), a mapping ``{"name": ..., **kw}``, or
+    pass a callable through. ``overrides`` (e.g. ``steps=50``) are merged into the keyword arguments."""
+    from sciflow.registry import build
+
+    if callable(spec) and not isinstance(spec, (str, dict)):
+        return spec
+    if isinstance(spec, str):
+        return build("sampler", spec, **overrides)
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        name = spec.pop("name")
+        spec.update(overrides)
+        return build("sampler", name, **spec)
+    raise TypeError(f"sampler must be a name, a mapping or a callable, got {type(spec).__name__}")

@@ -1,0 +1,96 @@
+"""``Task``: what a domain (or the built-in toy problems) supplies to the trainer and the CLI.
+
+A task is registered by name (``@register("task", "toy2d")``) and built from the resolved run config.
+It owns its data, builds the :class:`~sciflow.Flow` from the ``model`` and ``flow`` config sections,
+and evaluates a trained flow. The training loop itself is :mod:`sciflow.training` (Lightning); tasks
+never write their own loop.
+
+Config sections a task receives (see :mod:`sciflow.config`):
+
+* ``data``  : dict validated by ``Task.DataConfig`` (a pydantic model; unknown keys are errors);
+* ``model`` : dict, ``{"name": <registered model>, **kwargs}`` or validated by ``Task.ModelConfig``;
+* ``flow``  : :class:`sciflow.config.FlowConfig` (path, coupling, prediction, time sampler, ...);
+* ``eval``  : dict validated by ``Task.EvalConfig``;
+* ``sample``: :class:`sciflow.config.SampleConfig` (sampler, steps, n, guidance scale).
+"""
+from __future__ import annotations
+
+from pathlib import Path as FsPath
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from sciflow.flow import Flow
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EmptyConfig(StrictModel):
+    """A section with no options."""
+
+
+class Task:
+    """Base class for trainable problems.
+
+    Subclasses set ``DataConfig``/``ModelConfig``/``EvalConfig`` (pydantic models deriving from
+    :class:`StrictModel`) and implement :meth:`build_flow`, :meth:`train_dataset` and :meth:`evaluate`.
+    """
+
+    DataConfig: type = EmptyConfig
+    ModelConfig: Optional[type] = None  # None: model section is passed through to the model registry
+    EvalConfig: type = EmptyConfig
+
+    def __init__(self, config):
+        self.config = config  # sciflow.config.RunConfig
+        self.data_cfg = self.DataConfig(**config.data)
+        self.eval_cfg = self.EvalConfig(**config.eval)
+        self.model_cfg = self.ModelConfig(**config.model) if self.ModelConfig is not None else dict(config.model)
+
+    # -- data ------------------------------------------------------------------------------------
+    def train_dataset(self) -> torch.utils.data.Dataset:
+        """Training examples; each item is ``x1``, ``(x1, cond)`` or ``{"x1": ..., "cond": ...}``."""
+        raise NotImplementedError
+
+    def val_dataset(self) -> Optional[torch.utils.data.Dataset]:
+        """Validation examples (same format) or ``None``."""
+        return None
+
+    def collate(self, items):
+        """Collate items into a batch; default torch collation."""
+        return torch.utils.data.default_collate(items)
+
+    @staticmethod
+    def split_batch(batch: Any) -> Tuple[Any, Any]:
+        """Turn a collated batch into ``(x1, cond)``."""
+        if isinstance(batch, dict) and "x1" in batch:
+            return batch["x1"], batch.get("cond")
+        if isinstance(batch, (tuple, list)):
+            if len(batch) == 1:
+                return batch[0], None
+            if len(batch) == 2:
+                return batch[0], batch[1]
+            raise ValueError(f"a batch tuple must be (x1,) or (x1, cond); got {len(batch)} elements")
+        return batch, None
+
+    # -- model -----------------------------------------------------------------------------------
+    def build_flow(self) -> Flow:
+        """The flow to train, built from ``self.config.model`` and ``self.config.flow``."""
+        raise NotImplementedError
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def evaluate(self, flow: Flow, run_dir: FsPath) -> Dict[str, float]:
+        """Metrics of a trained flow (written to ``run_dir/metrics.json`` by the caller); may save plots."""
+        return {}
+
+    def save_samples(self, flow: Flow, n: int, out: FsPath, generator: Optional[torch.Generator] = None) -> FsPath:
+        """Draw ``n`` samples with the config's sample settings and write them to ``out`` (default .pt)."""
+        s = self.config.sample
+        res = flow.sample(n, sampler=s.sampler, steps=s.steps, guidance_scale=s.guidance_scale, generator=generator)
+        out = FsPath(out)
+        torch.save({"x": res.x, "nfe": res.nfe}, out)
+        return out
