@@ -46,10 +46,15 @@ class Task:
     EvalConfig: type = EmptyConfig
 
     def __init__(self, config):
+        from sciflow.config import validate_section
+
         self.config = config  # sciflow.config.RunConfig
-        self.data_cfg = self.DataConfig(**config.data)
-        self.eval_cfg = self.EvalConfig(**config.eval)
-        self.model_cfg = self.ModelConfig(**config.model) if self.ModelConfig is not None else dict(config.model)
+        self.data_cfg = validate_section(self.DataConfig, config.data, "data")
+        self.eval_cfg = validate_section(self.EvalConfig, config.eval, "eval")
+        self.model_cfg = (
+            validate_section(self.ModelConfig, config.model, "model") if self.ModelConfig is not None
+            else dict(config.model)
+        )
 
     # -- data ------------------------------------------------------------------------------------
     def train_dataset(self) -> torch.utils.data.Dataset:
@@ -81,6 +86,38 @@ class Task:
     def build_flow(self) -> Flow:
         """The flow to train, built from ``self.config.model`` and ``self.config.flow``."""
         raise NotImplementedError
+
+    def build_model(self, **fixed: Any) -> torch.nn.Module:
+        """Build the registered network named in the ``model`` section; ``fixed`` supplies arguments the
+        task knows (e.g. ``shape``) and may not be overridden by the config."""
+        from sciflow.registry import build
+
+        spec = dict(self.config.model)
+        name = spec.pop("name", None)
+        if name is None:
+            raise ValueError("config section 'model' needs a 'name' (a registered model, e.g. mlp)")
+        clash = sorted(set(spec) & set(fixed))
+        if clash:
+            raise ValueError(f"model keys {clash} are set by task '{self.config.task}' and cannot be configured")
+        return build("model", name, **spec, **fixed)
+
+    def make_flow(self, model: torch.nn.Module, space=None, path=None, **kwargs: Any) -> Flow:
+        """Assemble a :class:`Flow` from the ``flow`` config section.
+
+        ``path`` overrides the configured path (pass an object); ``kwargs`` go to :class:`Flow`
+        (e.g. ``source=`` for data-dependent sources).
+        """
+        from sciflow.registry import build
+
+        fc = self.config.flow
+        if path is None:
+            spec = {"name": fc.path} if isinstance(fc.path, str) else dict(fc.path)
+            name = spec.pop("name")
+            if name == "affine" and "scheduler" not in spec and fc.scheduler is not None:
+                spec["scheduler"] = fc.scheduler
+            path = build("path", name, **spec)
+        return Flow(model, space=space, path=path, coupling=fc.coupling, time_sampler=fc.time_sampler,
+                    prediction=fc.prediction, cond_dropout=fc.cond_dropout, t_eps=fc.t_eps, **kwargs)
 
     # -- evaluation ------------------------------------------------------------------------------
     def evaluate(self, flow: Flow, run_dir: FsPath) -> Dict[str, float]:
