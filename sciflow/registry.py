@@ -26,6 +26,7 @@ _CORE_PACKAGES = (
     "sciflow.datasets",
     "sciflow.metrics",
     "sciflow.guidance",
+    "sciflow.tasks",
 )
 _core_loaded = False
 
