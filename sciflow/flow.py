@@ -87,7 +87,8 @@ class Flow(nn.Module):
         if x0 is None:
             x0 = self.sample_source(n, cond=cond, device=ref.device, dtype=ref.dtype, generator=generator)
         x0, x1, cond = self.coupling(x0, x1, cond, generator=generator)
-        t = self.time_sampler(n, device=ref.device, dtype=ref.dtype, generator=generator)
+        t_dtype = ref.dtype if ref.is_floating_point() else torch.get_default_dtype()  # token data is long
+        t = self.time_sampler(n, device=ref.device, dtype=t_dtype, generator=generator)
         if self.t_eps > 0:
             t = t * (1 - 2 * self.t_eps) + self.t_eps
         sample = self.path.sample(x0, x1, t)
