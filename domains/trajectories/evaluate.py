@@ -1,0 +1,205 @@
+"""Metrics and baselines for multi-agent trajectory forecasting.
+
+All tensors are in metres, agent-relative (each agent's last observed position at the origin), batch
+first. Shapes: predictions ``(B, K, N, T, 2)`` (B scenes, K samples, N padded agents, T future steps),
+ground truth ``(B, N, T, 2)``, agent mask ``(B, N)`` (1 real, 0 padding).
+
+Metrics (K = 20 in the ETH/UCY protocol of Gupta et al. 2018):
+
+* ``minADE_K`` / ``minFDE_K`` per agent: for every agent the best of its K samples by average / final
+  displacement error, averaged over all agents of all scenes;
+* ``jointADE_K`` / ``jointFDE_K`` per scene: the single sample index k that is best for the scene as a
+  whole (mean over its agents), averaged over scenes (Casas et al. 2020; Weng et al. 2023 "joint metrics");
+* ``collision_rate``: fraction of (sample, agent pair) combinations whose predicted positions come closer
+  than ``radius`` metres at some future step (pairs of real agents only);
+* time per scene: wall-clock seconds to produce the K samples of one scene.
+
+Baselines (Scholler et al. 2020, "What the constant velocity model can teach us about pedestrian motion
+prediction"): constant velocity (CVM), CVM-S with K headings perturbed by Gaussian angular noise, and a
+least-squares linear fit to the observed track.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Dict, Optional
+
+import torch
+
+
+# ---------------------------------------------------------------------------------------------------
+# metrics
+# ---------------------------------------------------------------------------------------------------
+def _check(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> None:
+    if pred.dim() != 5 or pred.shape[-1] != 2:
+        raise ValueError(f"pred must have shape (B, K, N, T, 2), got {tuple(pred.shape)}")
+    if gt.shape != pred.shape[:1] + pred.shape[2:]:
+        raise ValueError(f"gt must have shape (B, N, T, 2) = {tuple(pred.shape[:1] + pred.shape[2:])}, "
+                         f"got {tuple(gt.shape)}")
+    if mask.shape != pred.shape[:1] + pred.shape[2:3]:
+        raise ValueError(f"mask must have shape (B, N) = {tuple(pred.shape[:1] + pred.shape[2:3])}, "
+                         f"got {tuple(mask.shape)}")
+
+
+def displacement_errors(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Per-agent and per-scene best-of-K errors.
+
+    Returns sums and counts so that batches can be accumulated exactly: ``ade_sum``, ``fde_sum`` (over
+    real agents of the per-agent min over K), ``joint_ade_sum``, ``joint_fde_sum`` (over scenes with at
+    least one agent, of the min over K of the scene-mean error), ``agents`` and ``scenes`` counts.
+    """
+    _check(pred, gt, mask)
+    m = mask.to(pred.dtype)
+    err = (pred - gt.unsqueeze(1)).norm(dim=-1)  # (B, K, N, T)
+    ade = err.mean(-1)  # (B, K, N)
+    fde = err[..., -1]
+    n_agents = m.sum(-1)  # (B,)
+    has = n_agents > 0
+    denom = n_agents.clamp_min(1).unsqueeze(1)
+    joint_ade = ((ade * m.unsqueeze(1)).sum(-1) / denom).min(1).values  # (B,)
+    joint_fde = ((fde * m.unsqueeze(1)).sum(-1) / denom).min(1).values
+    return {
+        "ade_sum": (ade.min(1).values * m).sum(),
+        "fde_sum": (fde.min(1).values * m).sum(),
+        "joint_ade_sum": joint_ade[has].sum(),
+        "joint_fde_sum": joint_fde[has].sum(),
+        "agents": m.sum(),
+        "scenes": has.to(pred.dtype).sum(),
+    }
+
+
+def min_ade_fde(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> Dict[str, float]:
+    """minADE_K, minFDE_K (per agent) and jointADE_K, jointFDE_K (per scene) for one batch, in metres."""
+    s = displacement_errors(pred, gt, mask)
+    return {"minADE": float(s["ade_sum"] / s["agents"]), "minFDE": float(s["fde_sum"] / s["agents"]),
+            "jointADE": float(s["joint_ade_sum"] / s["scenes"]), "jointFDE": float(s["joint_fde_sum"] / s["scenes"])}
+
+
+def collisions(paths: torch.Tensor, mask: torch.Tensor, radius: float = 0.2) -> Dict[str, torch.Tensor]:
+    """Count colliding agent pairs.
+
+    Args:
+        paths: absolute (scene-frame) future positions ``(B, K, N, T, 2)``.
+        mask: ``(B, N)``.
+        radius: two agents collide when their distance is below ``radius`` metres at some step.
+
+    Returns ``{"collided": number of colliding (sample, pair) combinations, "pairs": number of them}``.
+    """
+    if paths.dim() != 5:
+        raise ValueError(f"paths must have shape (B, K, N, T, 2), got {tuple(paths.shape)}")
+    pt = paths.transpose(2, 3)  # (B, K, T, N, 2)
+    d = torch.cdist(pt, pt).amin(2)  # (B, K, N, N): closest approach over the horizon
+    m = mask.to(paths.dtype)
+    pair = (m.unsqueeze(-1) * m.unsqueeze(-2)).triu(diagonal=1).unsqueeze(1)  # (B, 1, N, N)
+    hit = (d < radius).to(paths.dtype) * pair
+    return {"collided": hit.sum(), "pairs": pair.sum() * paths.shape[1]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# baselines
+# ---------------------------------------------------------------------------------------------------
+def constant_velocity(hist: torch.Tensor, pred_len: int = 12) -> torch.Tensor:
+    """Constant-velocity extrapolation of the last observed step.
+
+    ``hist (..., obs_len, 2)`` agent-relative (``hist[..., -1, :] == 0``) -> ``(..., pred_len, 2)``:
+    x_{t+j} = x_t + j (x_t - x_{t-1}).
+    """
+    v = hist[..., -1, :] - hist[..., -2, :]
+    steps = torch.arange(1, pred_len + 1, device=hist.device, dtype=hist.dtype)
+    return hist[..., -1:, :] + steps[:, None] * v.unsqueeze(-2)
+
+
+def cvm_sampled(hist: torch.Tensor, k: int = 20, pred_len: int = 12, sigma_deg: float = 25.0,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """CVM-S (Scholler et al. 2020): K constant-velocity futures with headings rotated by angles drawn from
+    N(0, sigma_deg^2) (degrees). ``hist (B, N, obs_len, 2)`` -> ``(B, K, N, pred_len, 2)``."""
+    v = hist[..., -1, :] - hist[..., -2, :]  # (B, N, 2)
+    ang = torch.randn((hist.shape[0], k) + tuple(hist.shape[1:-2]), generator=generator,
+                      device=hist.device, dtype=hist.dtype) * math.radians(sigma_deg)
+    c, s = torch.cos(ang), torch.sin(ang)
+    v = v.unsqueeze(1)
+    vr = torch.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], -1)
+    steps = torch.arange(1, pred_len + 1, device=hist.device, dtype=hist.dtype)
+    return hist[:, None, ..., -1:, :] + steps[:, None] * vr.unsqueeze(-2)
+
+
+def linear_fit(hist: torch.Tensor, pred_len: int = 12) -> torch.Tensor:
+    """Least-squares line x(t) = a + b t fitted to all observed steps, extrapolated.
+
+    ``hist (..., obs_len, 2)`` -> ``(..., pred_len, 2)`` (closed form of ordinary least squares).
+    """
+    T = hist.shape[-2]
+    t = torch.arange(T, device=hist.device, dtype=hist.dtype)
+    tm = t.mean()
+    xm = hist.mean(-2, keepdim=True)
+    b = ((t - tm)[:, None] * (hist - xm)).sum(-2, keepdim=True) / (t - tm).pow(2).sum()
+    tf = torch.arange(T, T + pred_len, device=hist.device, dtype=hist.dtype)
+    return xm + (tf - tm)[:, None] * b
+
+
+# ---------------------------------------------------------------------------------------------------
+# evaluation loop
+# ---------------------------------------------------------------------------------------------------
+Predictor = Callable[[dict, int], torch.Tensor]
+
+
+def baseline_predictor(name: str, sigma_deg: float = 25.0, seed: int = 0) -> Predictor:
+    """A predictor ``(cond, k) -> (B, K, N, T, 2)`` for ``constant_velocity``, ``cvm_s`` or ``linear``.
+    Deterministic baselines repeat their single future K times."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def predict(cond: dict, k: int, pred_len: int = 12) -> torch.Tensor:
+        hist = cond["hist"]
+        if name == "constant_velocity":
+            out = constant_velocity(hist, pred_len).unsqueeze(1)
+        elif name == "linear":
+            out = linear_fit(hist, pred_len).unsqueeze(1)
+        elif name == "cvm_s":
+            return cvm_sampled(hist, k, pred_len, sigma_deg, generator=gen)
+        else:
+            raise ValueError(f"unknown baseline '{name}'; choose constant_velocity, cvm_s or linear")
+        return out.expand(-1, k, -1, -1, -1)
+
+    return predict
+
+
+@torch.no_grad()
+def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius: float = 0.2) -> Dict[str, float]:
+    """Run ``predict(cond, k)`` over a loader of collated scenes and aggregate every metric.
+
+    Returns minADE/minFDE (per agent), jointADE/jointFDE (per scene), collision_rate of the predictions,
+    gt_collision_rate of the ground truth (for reference), and sec_per_scene (wall clock of ``predict``).
+    """
+    acc: Dict[str, float] = {}
+    seconds = 0.0
+    for batch in loader:
+        x1, cond = batch["x1"], batch["cond"]
+        t0 = time.perf_counter()
+        pred = predict(cond, k)
+        seconds += time.perf_counter() - t0
+        pred_len = x1.shape[-2]
+        if pred.shape != (x1.shape[0], k) + tuple(x1.shape[1:]):
+            raise ValueError(f"predictor returned {tuple(pred.shape)}, expected {(x1.shape[0], k) + tuple(x1.shape[1:])}")
+        mask = cond["mask"]
+        stats = displacement_errors(pred, x1, mask)
+        origin = cond["pos"][:, None, :, None, :]
+        col = collisions(pred + origin, mask, collision_radius)
+        gcol = collisions((x1[:, None] + origin), mask, collision_radius)
+        stats.update(collided=col["collided"], pairs=col["pairs"], gt_collided=gcol["collided"],
+                     gt_pairs=gcol["pairs"])
+        for key, v in stats.items():
+            acc[key] = acc.get(key, 0.0) + float(v)
+        del pred_len
+    scenes = max(acc.get("scenes", 0.0), 1.0)
+    agents = max(acc.get("agents", 0.0), 1.0)
+    return {
+        f"minADE_{k}": acc["ade_sum"] / agents,
+        f"minFDE_{k}": acc["fde_sum"] / agents,
+        f"jointADE_{k}": acc["joint_ade_sum"] / scenes,
+        f"jointFDE_{k}": acc["joint_fde_sum"] / scenes,
+        "collision_rate": acc["collided"] / max(acc["pairs"], 1.0),
+        "gt_collision_rate": acc["gt_collided"] / max(acc["gt_pairs"], 1.0),
+        "sec_per_scene": seconds / scenes,
+        "scenes": acc["scenes"],
+        "agents": acc["agents"],
+    }
