@@ -109,12 +109,25 @@ class RunConfig(_Strict):
         return Path(self.run_dir) if self.run_dir else Path("runs") / self.name
 
 
-def _describe_errors(err: ValidationError, prefix: str = "") -> str:
+def _section_model(model: type, loc) -> Optional[type]:
+    """The pydantic model that owns the last element of ``loc`` (for listing allowed keys)."""
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def _describe_errors(err: ValidationError, prefix: str = "", model: Optional[type] = None) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(e["loc"]))
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{key}'")
+            owner = _section_model(model, e["loc"]) if model is not None else None
+            allowed = f" (allowed: {', '.join(allowed_keys(owner))})" if owner is not None else ""
+            lines.append(f"unknown key '{key}'{allowed}")
         elif e["type"] == "missing":
             lines.append(f"missing required key '{key}'")
         else:
@@ -132,7 +145,7 @@ def validate_section(model: type, values: Dict[str, Any], section: str):
         return model(**(values or {}))
     except ValidationError as err:
         raise ConfigError(
-            f"invalid config section '{section}': {_describe_errors(err, section)}. "
+            f"invalid config section '{section}': {_describe_errors(err, section, model)}. "
             f"Allowed keys in '{section}': {', '.join(allowed_keys(model)) or '(none)'}"
         ) from None
 
@@ -183,9 +196,17 @@ def load_config(source: Union[str, Path, Dict[str, Any]], overrides: Sequence[st
         return RunConfig(**raw)
     except ValidationError as err:
         raise ConfigError(
-            f"invalid config: {_describe_errors(err)}. Top-level keys allowed: {', '.join(allowed_keys(RunConfig))}"
+            f"invalid config: {_describe_errors(err, model=RunConfig)}"
         ) from None
 
 
 def dump_config(cfg: RunConfig, path: Union[str, Path]) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    """Write the resolved config as YAML, atomically (temp file + rename)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    os.replace(tmp, path)

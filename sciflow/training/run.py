@@ -1,0 +1,231 @@
+"""Run directories: train (or resume), load, evaluate and sample from a trained run.
+
+A run directory holds::
+
+    config.yaml            the resolved config (written before training starts)
+    checkpoints/last.ckpt  Lightning checkpoint, written atomically (resume point)
+    logs/                  CSV and TensorBoard logs
+    metrics.json           evaluation results (``evaluate``)
+    *.png                  plots written by the task's evaluation
+
+Calling :func:`train` on a config whose run directory already has a checkpoint resumes from it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Union
+
+import torch
+
+from sciflow.config import ConfigError, RunConfig, dump_config, load_config
+from sciflow.flow import Flow
+from sciflow.registry import get, load_domain
+from sciflow.task import Task
+
+ConfigSource = Union[str, os.PathLike, Dict[str, Any], RunConfig]
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
+#: config sections that may differ when resuming (they do not change what is being trained)
+RESUMABLE_SECTIONS = ("trainer", "sample", "eval")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the run directory, the (EMA) flow and the evaluation metrics."""
+
+    run_dir: Path
+    flow: Flow
+    task: Task
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+
+
+def resolve_config(source: ConfigSource, overrides: Sequence[str] = ()) -> RunConfig:
+    """A :class:`RunConfig` from a YAML path, a run directory (its config.yaml), a dict or a config."""
+    if isinstance(source, RunConfig):
+        if overrides:
+            return load_config(source.model_dump(), overrides)
+        return source
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        cfg_path = Path(source) / "config.yaml"
+        if not cfg_path.exists():
+            raise ConfigError(f"'{source}' is a directory without config.yaml; give a config file or a run directory")
+        cfg = load_config(cfg_path, overrides)
+        if cfg.run_dir is None and Path(source).resolve() != cfg.resolved_run_dir().resolve():
+            cfg = load_config(cfg.model_dump(), [f"run_dir={source}"])
+        return cfg
+    return load_config(source, overrides)
+
+
+def build_task(cfg: RunConfig) -> Task:
+    """Import the config's domain (if any) and instantiate its registered task."""
+    if cfg.domain:
+        load_domain(cfg.domain)
+    task_cls = get("task", cfg.task)
+    return task_cls(cfg)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _check_resume_compatible(saved: RunConfig, new: RunConfig, run_dir: Path) -> None:
+    a, b = saved.model_dump(mode="json"), new.model_dump(mode="json")
+    diff = sorted(k for k in a if k not in RESUMABLE_SECTIONS + ("run_dir",) and a[k] != b.get(k))
+    if diff:
+        raise ConfigError(
+            f"run directory '{run_dir}' holds a run with a different config (sections {diff} differ); "
+            f"choose another name=... / run_dir=..., or delete the directory to start over"
+        )
+
+
+def _precision(cfg: RunConfig) -> str:
+    if cfg.trainer.precision != "auto":
+        return cfg.trainer.precision
+    on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (cfg.trainer.accelerator == "auto" and torch.cuda.is_available())
+    return "bf16-mixed" if on_gpu else "32-true"
+
+
+def _validate_first_batch(task: Task, flow: Flow, loader) -> None:
+    """Shape/NaN checks on one batch before training starts, naming what is wrong."""
+    x1, cond = task.split_batch(next(iter(loader)))
+    if flow.space is not None and isinstance(x1, torch.Tensor):
+        flow.space.check(x1, name="training data x1")
+    if isinstance(cond, torch.Tensor) and cond.is_floating_point() and not torch.isfinite(cond).all():
+        raise ValueError("training condition 'cond' contains NaN or inf values")
+
+
+def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = True) -> TrainResult:
+    """Train (or resume) the run described by ``source`` and evaluate it.
+
+    Args:
+        source: YAML path, run directory, dict or :class:`RunConfig`.
+        overrides: dotted ``key=value`` overrides.
+        evaluate: run the task's evaluation after training and write ``metrics.json``.
+    """
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from sciflow.training.checkpoint import AtomicCheckpointIO
+    from sciflow.training.data import StepBatchSampler
+    from sciflow.training.module import FlowModule
+
+    cfg = resolve_config(source, overrides)
+    run_dir = cfg.resolved_run_dir()
+    ckpt = run_dir / CHECKPOINT
+    saved_cfg_path = run_dir / "config.yaml"
+    if saved_cfg_path.exists():
+        _check_resume_compatible(load_config(saved_cfg_path), cfg, run_dir)
+    task = build_task(cfg)  # validates task sections before anything is written or trained
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    flow = task.build_flow()
+    module = FlowModule(flow, cfg.trainer, task.split_batch, seed=cfg.seed)
+
+    tc = cfg.trainer
+    trainer_holder: Dict[str, Any] = {}
+
+    def start_step() -> int:
+        tr = trainer_holder.get("trainer")
+        return tr.global_step if tr is not None else 0
+
+    train_set = task.train_dataset()
+    world = int(tc.devices) * tc.num_nodes if isinstance(tc.devices, int) else 1
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
+    sampler = StepBatchSampler(len(train_set), tc.batch_size, cfg.seed, start_step, rank=rank, world_size=world)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=task.collate,
+                                               num_workers=tc.num_workers, persistent_workers=tc.num_workers > 0)
+    val_set = task.val_dataset()
+    val_loader = (
+        torch.utils.data.DataLoader(val_set, batch_size=tc.batch_size, shuffle=False, collate_fn=task.collate,
+                                    num_workers=tc.num_workers)
+        if val_set is not None and len(val_set) > 0 else None
+    )
+    _validate_first_batch(task, flow, torch.utils.data.DataLoader(train_set, batch_size=min(tc.batch_size, len(train_set)),
+                                                                  collate_fn=task.collate))
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, saved_cfg_path)
+    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_last=True,
+                                 save_top_k=0 if val_loader is None else 1, monitor=None if val_loader is None else "val/loss",
+                                 every_n_train_steps=tc.ckpt_every, auto_insert_metric_name=False)]
+    if tc.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, tc.log_every // 5)))
+    trainer = pl.Trainer(
+        default_root_dir=str(run_dir), max_steps=tc.max_steps, max_epochs=-1,
+        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
+        precision=_precision(cfg), gradient_clip_val=tc.grad_clip,
+        # each (re)start logs into its own version_N folder so a resume never overwrites earlier logs
+        logger=[CSVLogger(str(run_dir), name="logs/csv"), TensorBoardLogger(str(run_dir), name="logs/tensorboard")],
+        callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=tc.progress, log_every_n_steps=tc.log_every,
+        val_check_interval=tc.val_every if val_loader is not None else None,
+        check_val_every_n_epoch=None, limit_val_batches=None if val_loader is not None else 0,
+        num_sanity_val_steps=0, use_distributed_sampler=False, deterministic=tc.deterministic,
+        enable_model_summary=False,
+    )
+    trainer_holder["trainer"] = trainer
+    t0 = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    seconds = time.perf_counter() - t0
+    trainer.save_checkpoint(str(ckpt))  # atomic via AtomicCheckpointIO; rank 0 only
+
+    eval_flow = module.sampling_flow().eval()
+    metrics: Dict[str, Any] = {}
+    if evaluate and trainer.is_global_zero:
+        metrics = evaluate_flow(task, eval_flow, run_dir, extra={"train_seconds": seconds, "steps": trainer.global_step})
+    return TrainResult(run_dir=run_dir, flow=eval_flow, task=task, metrics=metrics, train_seconds=seconds)
+
+
+def evaluate_flow(task: Task, flow: Flow, run_dir: Path, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Run the task's evaluation with a fixed seed and write ``metrics.json`` atomically."""
+    torch.manual_seed(task.config.seed)
+    with torch.no_grad():
+        metrics = dict(task.evaluate(flow, Path(run_dir)))
+    if extra:
+        metrics.update(extra)
+    _atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    return metrics
+
+
+def load_run(run_dir: Union[str, os.PathLike], ema: bool = True, map_location: Any = "cpu"):
+    """Rebuild the task and the trained flow of a run directory.
+
+    Returns:
+        ``(task, flow)``; ``flow`` holds the EMA weights when the run used EMA and ``ema`` is True.
+    """
+    from sciflow.training.module import FlowModule
+
+    run_dir = Path(run_dir)
+    cfg = resolve_config(run_dir)
+    ckpt = run_dir / CHECKPOINT
+    if not ckpt.exists():
+        raise FileNotFoundError(f"run directory '{run_dir}' has no checkpoint at {CHECKPOINT}; train it first")
+    task = build_task(cfg)
+    module = FlowModule(task.build_flow(), cfg.trainer, task.split_batch, seed=cfg.seed)
+    state = torch.load(ckpt, map_location=map_location, weights_only=False)
+    module.load_state_dict(state["state_dict"])
+    flow = module.sampling_flow() if ema else module.flow
+    return task, flow.eval()
+
+
+def evaluate_run(run_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """Evaluate a trained run directory (``sciflow evaluate``) and write ``metrics.json``."""
+    task, flow = load_run(run_dir)
+    return evaluate_flow(task, flow, Path(run_dir))
+
+
+def sample_run(run_dir: Union[str, os.PathLike], n: int, out: Union[str, os.PathLike], seed: int = 0) -> Path:
+    """Draw ``n`` samples from a trained run and write them with the task's writer (``sciflow sample``)."""
+    task, flow = load_run(run_dir)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return task.save_samples(flow, n, Path(out), generator=g)
