@@ -7,7 +7,7 @@ its restored step when iteration begins.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, Tuple
 
 import torch
 from torch.utils.data import Sampler
@@ -20,27 +20,28 @@ class StepBatchSampler(Sampler[List[int]]):
         n_items: dataset length.
         batch_size: per-rank batch size.
         seed: base seed for the epoch permutations.
-        start_step: callable returning the step to start from (the trainer's ``global_step``).
-        rank, world_size: this process's shard of every global batch.
+        placement: callable returning ``(start_step, rank, world_size)`` when iteration begins: the
+            trainer's restored ``global_step`` and this process's shard of every global batch. Read lazily
+            because DDP ranks and resumed steps are only known once the trainer has started.
     """
 
-    def __init__(self, n_items: int, batch_size: int, seed: int, start_step: Callable[[], int] = lambda: 0,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(self, n_items: int, batch_size: int, seed: int,
+                 placement: Callable[[], Tuple[int, int, int]] = lambda: (0, 0, 1)):
         if n_items <= 0:
             raise ValueError("the training dataset is empty")
         self.n, self.b, self.seed = int(n_items), int(batch_size), int(seed)
-        self.start_step, self.rank, self.world = start_step, int(rank), int(world_size)
+        self.placement = placement
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.n, generator=g)
 
     def __iter__(self) -> Iterator[List[int]]:
-        step = int(self.start_step())
-        global_b = self.b * self.world
+        step, rank, world = (int(v) for v in self.placement())
+        global_b = self.b * world
         cache_epoch, perm = -1, None
         while True:
-            first = step * global_b + self.rank * self.b
+            first = step * global_b + rank * self.b
             idx = []
             for pos in range(first, first + self.b):
                 epoch, offset = divmod(pos, self.n)

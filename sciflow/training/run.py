@@ -133,14 +133,12 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
     tc = cfg.trainer
     trainer_holder: Dict[str, Any] = {}
 
-    def start_step() -> int:
+    def placement():
         tr = trainer_holder.get("trainer")
-        return tr.global_step if tr is not None else 0
+        return (tr.global_step, tr.global_rank, tr.world_size) if tr is not None else (0, 0, 1)
 
     train_set = task.train_dataset()
-    world = int(tc.devices) * tc.num_nodes if isinstance(tc.devices, int) else 1
-    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
-    sampler = StepBatchSampler(len(train_set), tc.batch_size, cfg.seed, start_step, rank=rank, world_size=world)
+    sampler = StepBatchSampler(len(train_set), tc.batch_size, cfg.seed, placement)
     train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=task.collate,
                                                num_workers=tc.num_workers, persistent_workers=tc.num_workers > 0)
     val_set = task.val_dataset()
@@ -181,7 +179,8 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
     eval_flow = module.sampling_flow().eval()
     metrics: Dict[str, Any] = {}
     if evaluate and trainer.is_global_zero:
-        metrics = evaluate_flow(task, eval_flow, run_dir, extra={"train_seconds": seconds, "steps": trainer.global_step})
+        metrics = evaluate_flow(task, eval_flow, run_dir, extra={"train_seconds": seconds, "steps": trainer.global_step,
+                                                                 "world_size": trainer.world_size})
     return TrainResult(run_dir=run_dir, flow=eval_flow, task=task, metrics=metrics, train_seconds=seconds)
 
 
