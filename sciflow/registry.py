@@ -29,6 +29,8 @@ _CORE_PACKAGES = (
     "sciflow.tasks",
 )
 _core_loaded = False
+#: modules that could not be imported (usually a missing optional dependency), with the reason
+_IMPORT_FAILURES: Dict[str, str] = {}
 
 
 def register(kind: str, name: str) -> Callable[[Any], Any]:
@@ -55,7 +57,10 @@ def _load_core() -> None:
         except ImportError:
             continue
         for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + "."):
-            importlib.import_module(info.name)
+            try:
+                importlib.import_module(info.name)
+            except ImportError as err:  # an optional dependency is missing: report it on lookup failure
+                _IMPORT_FAILURES[info.name] = str(err)
 
 
 def load_domain(name: str) -> None:
@@ -75,7 +80,8 @@ def get(kind: str, name: str) -> Any:
     table = _REGISTRY.get(kind, {})
     if name not in table:
         known = ", ".join(sorted(table)) or "(none)"
-        raise ValueError(f"unknown {kind} '{name}'; registered {kind}s are: {known}")
+        skipped = "".join(f"\n  (module {m} was not imported: {why})" for m, why in _IMPORT_FAILURES.items())
+        raise ValueError(f"unknown {kind} '{name}'; registered {kind}s are: {known}{skipped}")
     return table[name]
 
 
