@@ -11,9 +11,11 @@ from sciflow.paths.schedulers import (
     build_scheduler,
 )
 from sciflow.paths.time import BetaTime, LogitNormalTime, TimeSampler, UniformTime, build_time_sampler
+from sciflow.paths.interpolants import StochasticInterpolantPath, build_gamma, build_interpolant  # issue 5
 
 __all__ = [
     "AffinePath", "Path", "PathSample", "expand_like",
     "Scheduler", "SchedulerOutput", "CondOTScheduler", "CosineScheduler", "PolynomialScheduler", "VPScheduler",
     "build_scheduler", "TimeSampler", "UniformTime", "LogitNormalTime", "BetaTime", "build_time_sampler",
 ]
+__all__ += ["StochasticInterpolantPath", "build_gamma", "build_interpolant"]  # issue 5
