@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Iterator, List, Tuple
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler, TensorDataset
 
 
 class StepBatchSampler(Sampler[List[int]]):
@@ -33,23 +33,45 @@ class StepBatchSampler(Sampler[List[int]]):
         self.placement = placement
 
     def _permutation(self, epoch: int) -> torch.Tensor:
+        cached = getattr(self, "_cached", None)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.n, generator=g)
+        perm = torch.randperm(self.n, generator=g)
+        self._cached = (epoch, perm)
+        return perm
+
+    def indices(self, step: int, rank: int, world: int) -> torch.Tensor:
+        """Dataset indices ``(batch_size,)`` of this rank's share of the global batch of ``step``."""
+        first = step * self.b * world + rank * self.b
+        pos = torch.arange(first, first + self.b)
+        epochs = pos // self.n
+        out = torch.empty(self.b, dtype=torch.long)
+        for epoch in epochs.unique().tolist():  # a batch spans at most a few epochs
+            sel = epochs == epoch
+            out[sel] = self._permutation(epoch)[pos[sel] - epoch * self.n]
+        return out
 
     def __iter__(self) -> Iterator[List[int]]:
         step, rank, world = (int(v) for v in self.placement())
-        global_b = self.b * world
-        cache_epoch, perm = -1, None
         while True:
-            first = step * global_b + rank * self.b
-            idx = []
-            for pos in range(first, first + self.b):
-                epoch, offset = divmod(pos, self.n)
-                if epoch != cache_epoch:
-                    cache_epoch, perm = epoch, self._permutation(epoch)
-                idx.append(int(perm[offset]))
-            yield idx
+            yield self.indices(step, rank, world).tolist()
             step += 1
+
+
+class TensorBatches(Dataset):
+    """Batch-at-once view of a ``TensorDataset``: ``view[idx]`` with an index list returns the tuple of
+    indexed tensors. Avoids per-item fetching and collation, which cost more than a small model's step."""
+
+    def __init__(self, dataset: TensorDataset):
+        self.tensors = dataset.tensors
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+    def __getitem__(self, idx):
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return tuple(t[idx] for t in self.tensors)
 
 
 def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:

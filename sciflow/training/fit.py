@@ -40,8 +40,8 @@ def fit(flow: Flow, x1: torch.Tensor, cond: Optional[torch.Tensor] = None, *, ma
     import lightning.pytorch as pl
 
     from sciflow.training.checkpoint import AtomicCheckpointIO
-    from sciflow.training.data import StepBatchSampler
     from sciflow.training.module import FlowModule
+    from sciflow.training.run import make_train_loader
 
     if not isinstance(x1, torch.Tensor):
         raise TypeError(f"x1 must be a torch.Tensor, got {type(x1).__name__}")
@@ -60,7 +60,7 @@ def fit(flow: Flow, x1: torch.Tensor, cond: Optional[torch.Tensor] = None, *, ma
         tr = holder.get("trainer")
         return (tr.global_step, tr.global_rank, tr.world_size) if tr is not None else (0, 0, 1)
 
-    loader = torch.utils.data.DataLoader(data, batch_sampler=StepBatchSampler(len(data), batch_size, seed, placement))
+    loader = make_train_loader(data, None, batch_size, seed, placement)
     module = FlowModule(flow, cfg, _split, seed=seed)
     trainer = pl.Trainer(
         max_steps=max_steps, max_epochs=-1, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,

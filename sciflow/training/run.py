@@ -102,6 +102,21 @@ def _validate_first_batch(task: Task, flow: Flow, loader) -> None:
         raise ValueError("training condition 'cond' contains NaN or inf values")
 
 
+def make_train_loader(dataset, task: Optional[Task], batch_size: int, seed: int, placement, num_workers: int = 0):
+    """Infinite, step-indexed training loader (see :mod:`sciflow.training.data`)."""
+    from sciflow.training.data import StepBatchSampler, TensorBatches
+
+    sampler = StepBatchSampler(len(dataset), batch_size, seed, placement)
+    default_collate = task is None or type(task).collate is Task.collate
+    if isinstance(dataset, torch.utils.data.TensorDataset) and default_collate:
+        # whole-batch indexing: the sampler's index list goes to the dataset in one call
+        return torch.utils.data.DataLoader(TensorBatches(dataset), sampler=sampler, batch_size=None,
+                                           num_workers=num_workers, persistent_workers=num_workers > 0)
+    collate = task.collate if task is not None else torch.utils.data.default_collate
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                       num_workers=num_workers, persistent_workers=num_workers > 0)
+
+
 def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = True) -> TrainResult:
     """Train (or resume) the run described by ``source`` and evaluate it.
 
@@ -115,7 +130,6 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from sciflow.training.checkpoint import AtomicCheckpointIO
-    from sciflow.training.data import StepBatchSampler
     from sciflow.training.module import FlowModule
 
     cfg = resolve_config(source, overrides)
@@ -138,9 +152,7 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
         return (tr.global_step, tr.global_rank, tr.world_size) if tr is not None else (0, 0, 1)
 
     train_set = task.train_dataset()
-    sampler = StepBatchSampler(len(train_set), tc.batch_size, cfg.seed, placement)
-    train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=task.collate,
-                                               num_workers=tc.num_workers, persistent_workers=tc.num_workers > 0)
+    train_loader = make_train_loader(train_set, task, tc.batch_size, cfg.seed, placement, tc.num_workers)
     val_set = task.val_dataset()
     val_loader = (
         torch.utils.data.DataLoader(val_set, batch_size=tc.batch_size, shuffle=False, collate_fn=task.collate,
