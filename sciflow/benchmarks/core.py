@@ -87,14 +87,23 @@ def _toy(name: str, n: int, generator: torch.Generator) -> torch.Tensor:
         return centres + 0.3 * torch.randn(n, 2, generator=generator)
 
 
-def _coupling_or_none(name: str):
-    """sciflow's coupling ``name``, or ``None`` when it is not registered (yet)."""
+def _coupling_or_none(spec: Any):
+    """sciflow's coupling from a name or ``{"name": ..., **kwargs}``, or ``None`` when it is not
+    registered (yet)."""
     from sciflow.couplings import build_coupling
 
     try:
-        return build_coupling(name)
+        return build_coupling(spec)
     except (ValueError, TypeError, ImportError):
         return None
+
+
+def _spec_label(spec: Any) -> str:
+    """``"exact_ot"`` or ``"exact_ot(method=sparse)"`` for a coupling spec."""
+    if isinstance(spec, dict):
+        kw = {k: v for k, v in spec.items() if k != "name"}
+        return spec["name"] + ("(" + ", ".join(f"{k}={v}" for k, v in kw.items()) + ")" if kw else "")
+    return str(spec)
 
 
 def w2_exact(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -319,8 +328,9 @@ def bench_ot(cfg: dict, seed: int = 0, data: str = "eight_gaussians") -> List[di
                      "cost": exact_cost, "gap_pct": 0.0, "repeats": len(pot_times)})
         rows.append({"batch": n, "method": "independent (no OT)", "seconds": 0.0, "cost": indep_cost,
                      "gap_pct": 100 * (indep_cost - exact_cost) / exact_cost, "repeats": 0})
-        for name in names:
-            coupling = _coupling_or_none(name)
+        for spec in names:
+            name = _spec_label(spec)
+            coupling = _coupling_or_none(spec)
             if coupling is None:
                 rows.append({"batch": n, "method": f"sciflow {name}", "seconds": float("nan"), "cost": float("nan"),
                              "gap_pct": float("nan"), "repeats": 0, "note": "not registered"})
@@ -355,8 +365,9 @@ def bench_quality(cfg: dict, seed: int = 0, data: str = "eight_gaussians") -> di
     settings = ([("euler", {"steps": s}) for s in cfg.get("euler_steps", [1, 2, 4, 8, 16, 32])]
                 + [("midpoint", {"steps": s}) for s in cfg.get("midpoint_steps", [1, 2, 4, 8, 16])]
                 + [("dopri5", {"atol": float(tol), "rtol": float(tol)}) for tol in cfg.get("dopri5_tol", [1e-2, 1e-3, 1e-5])])
-    for cname in cfg.get("couplings", ["independent", "exact_ot"]):
-        coupling = _coupling_or_none(cname)
+    for cspec in cfg.get("couplings", ["independent", "exact_ot"]):
+        cname = _spec_label(cspec)
+        coupling = _coupling_or_none(cspec)
         if coupling is None:
             results["train"][cname] = {"note": "not registered"}
             continue
