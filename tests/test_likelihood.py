@@ -29,6 +29,14 @@ class GaussianVelocity(nn.Module):
         return self.mu + (t * self.s ** 2 - (1 - t)) / var * (x - t * self.mu)
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: avoid OpenMP spin contention on busy machines
+    yield
+    torch.set_num_threads(old)
+
+
 def _analytic(x, mu, s):
     d = x[0].numel()
     z = (x - mu).flatten(1)
