@@ -47,7 +47,7 @@ class FlowConfig(_Strict):
     prediction: str = "velocity"
     time_sampler: Spec = "uniform"
     cond_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    t_eps: float = Field(0.0, ge=0.0, lt=0.5)
+    t_eps: Optional[float] = Field(None, ge=0.0, lt=0.5)
 
 
 class TrainerConfig(_Strict):

@@ -43,13 +43,15 @@ class Flow(nn.Module):
         cond_dropout: probability of dropping the condition while training (classifier-free guidance).
         source: optional ``source(n, cond=None, device=None, dtype=None, generator=None) -> x0`` for
             data-dependent sources (x0 = previous state, observed history, ...). Default: the space's base.
-        t_eps: training times are drawn in [t_eps, 1 - t_eps] when the parameterisation is singular at an
-            end point (x1- or noise-prediction converted to velocity); 0 for velocity prediction.
+        t_eps: training times are drawn in [t_eps, 1 - t_eps] and ODE samplers integrate over
+            [t_eps, 1 - t_eps] by default. ``None`` (default) picks 0 for velocity prediction and 1e-3 for
+            the x1 and noise predictions of affine paths, whose conversion to a velocity divides by
+            sigma_1 = 0 or alpha_0 = 0 at the end points.
     """
 
     def __init__(self, model: nn.Module, space: Optional[Space] = None, path: Optional[Path] = None,
                  coupling: Any = None, time_sampler: Any = None, prediction: str = "velocity",
-                 cond_dropout: float = 0.0, source: Optional[SourceFn] = None, t_eps: float = 0.0):
+                 cond_dropout: float = 0.0, source: Optional[SourceFn] = None, t_eps: Optional[float] = None):
         super().__init__()
         if space is None and source is None:
             raise ValueError("Flow needs a space (for its base distribution) or a source function")
@@ -64,7 +66,15 @@ class Flow(nn.Module):
         self.time_sampler = build_time_sampler(time_sampler) if time_sampler is not None else UniformTime()
         self.cond_dropout = float(cond_dropout)
         self.source = source
+        if t_eps is None:
+            t_eps = 1e-3 if prediction in ("x1", "noise") else 0.0
+        if not 0.0 <= t_eps < 0.5:
+            raise ValueError(f"t_eps must be in [0, 0.5), got {t_eps}")
         self.t_eps = float(t_eps)
+
+    def time_interval(self) -> tuple:
+        """The default integration interval (t_start, t_end) of ODE samplers: [t_eps, 1 - t_eps]."""
+        return (self.t_eps, 1.0 - self.t_eps)
 
     def extra_repr(self) -> str:
         return (f"space={self.space!r}, path={self.path!r}, coupling={self.coupling!r}, "

@@ -143,9 +143,6 @@ def test_flow_drops_condition_only_in_training():
     assert torch.equal(seen[-1], cond)
 
 
-@pytest.mark.xfail(strict=True, reason="drop_condition draws an independent mask per component of a mapping "
-                   "condition, so the all-null condition used by guidance is trained with probability p**k "
-                   "instead of p; see the core-tests report")
 def test_drop_condition_drops_mapping_components_together():
     lab = torch.arange(10000)
     d = drop_condition({"a": lab, "b": lab.double()[:, None]}, 0.5, generator=torch.Generator().manual_seed(0))

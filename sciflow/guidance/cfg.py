@@ -26,13 +26,20 @@ def null_condition(cond: Any) -> Any:
 
 
 def drop_condition(cond: Any, p: float, generator: Optional[torch.Generator] = None) -> Any:
-    """Replace each example's condition by the null condition with probability ``p``."""
+    """Replace each example's condition by the null condition with probability ``p``.
+
+    For a mapping of condition components one mask is drawn per example and applied to every component,
+    so the all-null condition used at sampling time is seen with probability ``p`` in training.
+    """
     if cond is None or p <= 0:
         return cond
+    from sciflow.tree import batch_size, first_leaf
+
+    ref = first_leaf(cond)
+    dropped = torch.rand(batch_size(cond), device=ref.device, generator=generator) < p
 
     def drop(c: torch.Tensor) -> torch.Tensor:
-        mask = torch.rand(c.shape[0], device=c.device, generator=generator) < p
-        mask = mask.reshape(-1, *([1] * (c.dim() - 1)))
+        mask = dropped.reshape(-1, *([1] * (c.dim() - 1)))
         return torch.where(mask, null_condition(c), c)
 
     return tree_map(drop, cond)

@@ -160,11 +160,12 @@ class ODESampler:
         method: integration method, see :func:`integrate`.
         steps: fixed steps (ignored by adaptive methods).
         atol, rtol: tolerances for adaptive methods.
-        t0, t1: integration interval (default source -> data).
+        t0, t1: integration interval; ``None`` (default) takes the flow's ``time_interval()``, which is
+            [0, 1] (source -> data) unless the parameterisation is singular at an end point.
     """
 
     def __init__(self, method: str = "euler", steps: int = 100, atol: float = 1e-5, rtol: float = 1e-5,
-                 t0: float = 0.0, t1: float = 1.0):
+                 t0: Optional[float] = None, t1: Optional[float] = None):
         self.method, self.steps, self.atol, self.rtol, self.t0, self.t1 = method, steps, atol, rtol, t0, t1
 
     def __repr__(self) -> str:
@@ -175,8 +176,11 @@ class ODESampler:
         def field(x, t):
             return flow.velocity(x, t, cond=cond, guidance_scale=guidance_scale)
 
+        lo, hi = flow.time_interval() if hasattr(flow, "time_interval") else (0.0, 1.0)
+        t0 = lo if self.t0 is None else self.t0
+        t1 = hi if self.t1 is None else self.t1
         return integrate(
-            field, x0, method=self.method, steps=self.steps, t0=self.t0, t1=self.t1, grid=grid, space=flow.space,
+            field, x0, method=self.method, steps=self.steps, t0=t0, t1=t1, grid=grid, space=flow.space,
             return_trajectory=return_trajectory, atol=self.atol, rtol=self.rtol, progress=progress,
         )
 
