@@ -213,7 +213,8 @@ def auction(cost: torch.Tensor, tol: float = 1e-2, factor: float = 5.0, max_roun
     Every phase ends with a full assignment satisfying eps-complementary slackness, whose cost is within
     ``B * eps`` of the optimum; eps shrinks by ``factor`` per phase. After each phase the dual bound
     ``D(p) = sum_i min_j (C_ij + p_j) - sum_j p_j <= optimum`` (weak duality) gives a certificate, and
-    the solver stops when ``cost - D(p) <= tol * |D(p)|``. All bids of a round are vectorised in torch
+    the solver stops when ``cost - D(p) <= tol * |D(p)|`` (for non-negative costs this bounds the
+    relative gap to the optimum by ``tol``). Prices are kept in float64. All bids of a round are vectorised in torch
     on the cost's device; no host synchronisation except the loop condition.
 
     Returns:
@@ -226,6 +227,9 @@ def auction(cost: torch.Tensor, tol: float = 1e-2, factor: float = 5.0, max_roun
         raise ValueError(f"auction needs a square cost, got {tuple(cost.shape)}")
     if tol < 0 or factor <= 1:
         raise ValueError(f"auction needs tol >= 0 and factor > 1, got tol={tol}, factor={factor}")
+    # Prices are solved in float64 (on the same device): in float32 the smallest usable eps is
+    # ~1e-7 * spread * B, which for B = 1024 can exceed the requested gap.
+    cost = cost.to(torch.float64)
     dev, dt = cost.device, cost.dtype
     # Subtracting row minima leaves the optimal assignment unchanged and tightens the first phase.
     c = cost - cost.min(1, keepdim=True).values
