@@ -19,3 +19,8 @@ __all__ = [
     "build_scheduler", "TimeSampler", "UniformTime", "LogitNormalTime", "BetaTime", "build_time_sampler",
 ]
 __all__ += ["StochasticInterpolantPath", "build_gamma", "build_interpolant"]  # issue 5
+from sciflow.paths.discrete import MixturePath  # noqa: E402
+from sciflow.paths.dirichlet import DirichletPath, LinearSimplexPath, dirichlet_flow_coefficient  # noqa: E402
+from sciflow.paths.product import ProductPath  # noqa: E402
+
+__all__ += ["MixturePath", "DirichletPath", "LinearSimplexPath", "dirichlet_flow_coefficient", "ProductPath"]

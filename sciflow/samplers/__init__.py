@@ -20,3 +20,7 @@ def build_sampler(spec="euler", **overrides):
         spec.update(overrides)
         return build("sampler", name, **spec)
     raise TypeError(f"sampler must be a name, a mapping or a callable, got {type(spec).__name__}")
+from sciflow.samplers.ctmc import CTMCSampler, mixture_jump  # noqa: E402
+from sciflow.samplers.product import ProductSampler  # noqa: E402
+
+__all__ += ["CTMCSampler", "mixture_jump", "ProductSampler"]
