@@ -243,3 +243,20 @@ def test_loss_equals_hand_written_cfm_with_same_random_draws():
     xt = t[:, None] * x1 + (1 - t[:, None]) * x0
     want = (net(xt, t) - (x1 - x0)).pow(2).mean()
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_time_interval_defaults_and_overrides():
+    assert Flow(GaussianOracle(), space=Euclidean(2)).time_interval() == (0.0, 1.0)
+    lo, hi = Flow(GaussianOracle("x1"), space=Euclidean(2), prediction="x1").time_interval()
+    assert lo == pytest.approx(1e-3) and hi == pytest.approx(1 - 1e-3)
+    with pytest.raises(ValueError, match="t_eps"):
+        Flow(GaussianOracle(), space=Euclidean(2), t_eps=0.5)
+    flow = Flow(GaussianOracle("x1"), space=Euclidean(2), prediction="x1")
+    x0 = torch.randn(300, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    # rk4 on [1e-3, 1 - 1e-3]: close to the exact map, off by O(t_eps) only
+    out = flow.sample(x0=x0, sampler="rk4", steps=20, return_trajectory=True)
+    assert out.times[0].item() == pytest.approx(1e-3) and out.times[-1].item() == pytest.approx(1 - 1e-3)
+    torch.testing.assert_close(out.x, MU + STD * x0, rtol=0, atol=2e-2)
+    # an explicit interval on the sampler wins
+    part = flow.sample(x0=x0, sampler={"name": "rk4", "t0": 0.2, "t1": 0.5}, steps=4, return_trajectory=True)
+    assert part.times[0].item() == pytest.approx(0.2) and part.times[-1].item() == pytest.approx(0.5)
