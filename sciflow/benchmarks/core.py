@@ -98,6 +98,14 @@ def _coupling_or_none(spec: Any):
         return None
 
 
+def _split_max_batch(spec: Any):
+    """``({name, **kw}, max_batch)`` from a spec that may carry a ``max_batch`` limit."""
+    if isinstance(spec, dict) and "max_batch" in spec:
+        spec = dict(spec)
+        return spec, int(spec.pop("max_batch"))
+    return spec, None
+
+
 def _spec_label(spec: Any) -> str:
     """``"exact_ot"`` or ``"exact_ot(method=sparse)"`` for a coupling spec."""
     if isinstance(spec, dict):
@@ -329,6 +337,9 @@ def bench_ot(cfg: dict, seed: int = 0, data: str = "eight_gaussians") -> List[di
         rows.append({"batch": n, "method": "independent (no OT)", "seconds": 0.0, "cost": indep_cost,
                      "gap_pct": 100 * (indep_cost - exact_cost) / exact_cost, "repeats": 0})
         for spec in names:
+            spec, max_batch = _split_max_batch(spec)
+            if max_batch is not None and n > max_batch:
+                continue
             name = _spec_label(spec)
             coupling = _coupling_or_none(spec)
             if coupling is None:
@@ -360,8 +371,11 @@ def bench_quality(cfg: dict, seed: int = 0, data: str = "eight_gaussians") -> di
     lr, n_eval = float(cfg.get("lr", 1e-3)), int(cfg.get("n_eval", 2000))
     g = torch.Generator().manual_seed(seed + 1)
     heldout = _toy(data, n_eval, g)
-    floor = w2_exact(_toy(data, n_eval, g), heldout)
-    results = {"data_vs_data_w2": floor, "runs": [], "train": {}}
+    # finite-sample floor: W2 between independent data samples of the same size (mode counts of a
+    # mixture fluctuate, so a single draw is noisy: report the median and range of a few)
+    floors = [w2_exact(_toy(data, n_eval, g), heldout) for _ in range(int(cfg.get("floor_draws", 5)))]
+    results = {"data_vs_data_w2": statistics.median(floors), "data_vs_data_w2_range": (min(floors), max(floors)),
+               "runs": [], "train": {}}
     settings = ([("euler", {"steps": s}) for s in cfg.get("euler_steps", [1, 2, 4, 8, 16, 32])]
                 + [("midpoint", {"steps": s}) for s in cfg.get("midpoint_steps", [1, 2, 4, 8, 16])]
                 + [("dopri5", {"atol": float(tol), "rtol": float(tol)}) for tol in cfg.get("dopri5_tol", [1e-2, 1e-3, 1e-5])])
@@ -447,7 +461,9 @@ def _markdown(results: dict, suite: dict, command: str, machine: str) -> str:
                   f"`TimeConcatMLP` trained {qc.get('train_steps', 2000)} steps (batch {qc.get('batch_size', 256)}, "
                   f"Adam {qc.get('lr', 1e-3)}, cosine decay) per coupling ({train_txt}). "
                   f"W2 = exact POT W2 between {qc.get('n_eval', 2000)} generated and {qc.get('n_eval', 2000)} "
-                  f"held-out points; two independent data samples are {q['data_vs_data_w2']:.3f} apart (floor).", ""]
+                  f"held-out points; independent data samples of that size are {q['data_vs_data_w2']:.3f} "
+                  f"(median; range {q['data_vs_data_w2_range'][0]:.3f}-{q['data_vs_data_w2_range'][1]:.3f}) "
+                  f"from the held-out set (finite-sample floor).", ""]
         couplings = list(dict.fromkeys(r["coupling"] for r in q["runs"]))
         keys = list(dict.fromkeys((r["sampler"], r["setting"]) for r in q["runs"]))
         table = []
