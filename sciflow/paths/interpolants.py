@@ -124,21 +124,21 @@ class EncoderDecoderInterpolant(Interpolant):
 class OneSidedInterpolant(Interpolant):
     """One-sided interpolant x_t = a(t) x0 + b(t) x1 with a Gaussian base x0 ~ N(0, I) (paper, Sec. 3.2).
 
-    The Gaussian x0 is the noise, so gamma must be zero. ``kind="linear"``: a = 1 - t, b = t (the
-    cond-OT affine path); ``kind="trigonometric"``: a = cos(pi t / 2), b = sin(pi t / 2) (the VP
+    The Gaussian x0 is the noise, so gamma must be zero. ``schedule="linear"``: a = 1 - t, b = t (the
+    cond-OT affine path); ``schedule="trigonometric"``: a = cos(pi t / 2), b = sin(pi t / 2) (the VP
     interpolant used for inference-time scaling by Kim et al.).
     """
 
     gaussian_source = True
 
-    def __init__(self, kind: str = "linear"):
-        if kind not in ("linear", "trigonometric"):
-            raise ValueError(f"one_sided interpolant kind must be 'linear' or 'trigonometric', got {kind!r}")
-        self.kind = kind
-        self._base = LinearInterpolant() if kind == "linear" else TrigonometricInterpolant()
+    def __init__(self, schedule: str = "linear"):
+        if schedule not in ("linear", "trigonometric"):
+            raise ValueError(f"one_sided interpolant: schedule must be 'linear' or 'trigonometric', got {schedule!r}")
+        self.schedule = schedule
+        self._base = LinearInterpolant() if schedule == "linear" else TrigonometricInterpolant()
 
     def __repr__(self) -> str:
-        return f"OneSidedInterpolant(kind={self.kind!r})"
+        return f"OneSidedInterpolant(schedule={self.schedule!r})"
 
     def coefficients(self, t):
         return self._base.coefficients(t)
@@ -337,6 +337,26 @@ class AntitheticModel(nn.Module):
             if cond is not None:
                 cond = tree_map(lambda c: torch.cat([c, c]), cond)
         return self.net(x, t, cond) if cond is not None else self.net(x, t)
+
+
+class MultiFieldModel(nn.Module):
+    """One model made of named sub-networks, returning ``{name: net(x, t, cond)}``.
+
+    Example for prediction "drift_score" on 2-D states::
+
+        model = MultiFieldModel(drift=MLP(2), score=MLP(2))
+
+    (A single network may instead return the two fields concatenated along dimension 1.)
+    """
+
+    def __init__(self, **nets: nn.Module):
+        super().__init__()
+        if not nets:
+            raise ValueError("MultiFieldModel needs at least one named network, e.g. drift=MLP(2), score=MLP(2)")
+        self.nets = nn.ModuleDict(nets)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any = None) -> Dict[str, torch.Tensor]:
+        return {k: (net(x, t, cond) if cond is not None else net(x, t)) for k, net in self.nets.items()}
 
 
 @register("path", "interpolant")

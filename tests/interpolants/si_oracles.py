@@ -62,7 +62,7 @@ class GaussianMixture:
 
 
 def interpolant_fields(coef: Dict[str, torch.Tensor], p0: GaussianMixture, p1: GaussianMixture,
-                       x: torch.Tensor) -> Dict[str, torch.Tensor]:
+                       x: torch.Tensor, log_prob: bool = True) -> Dict[str, torch.Tensor]:
     """Exact marginal fields at states ``x (B, d)`` for coefficients ``coef`` (a, b, da, db, gamma, gdg: ``(B,)``)."""
     dt = x.dtype
     x = x.to(torch.float64)
@@ -78,10 +78,18 @@ def interpolant_fields(coef: Dict[str, torch.Tensor], p0: GaussianMixture, p1: G
     w = (p0.weights[:, None] * p1.weights[None, :]).reshape(-1)
     a2, b2 = a[..., 0], b[..., 0]  # (B, 1, 1)
     mu = a2 * m0[None] + b2 * m1[None]  # (B, K, d)
-    S = a * a * C0[None] + b * b * C1[None] + g * g * eye  # (B, K, d, d)
+    # covariances depend on t only: invert them once per distinct time (sampling uses one time per step)
+    t_key = torch.stack([c["a"], c["b"], c["gamma"]], -1)
+    if bool((t_key == t_key[:1]).all()):
+        uniq, inv = t_key[:1], torch.zeros(t_key.shape[0], dtype=torch.long)
+    else:
+        uniq, inv = torch.unique(t_key, dim=0, return_inverse=True)
+    ua, ub, ug = (uniq[:, i, None, None, None] for i in range(3))
+    S_u = ua * ua * C0[None] + ub * ub * C1[None] + ug * ug * eye  # (U, K, d, d)
+    S_inv = torch.linalg.inv(S_u)[inv]  # (B, K, d, d)
+    logdet = torch.linalg.slogdet(S_u)[1][inv]
     diff = x[:, None, :] - mu
-    r = torch.linalg.solve(S, diff[..., None])[..., 0]  # (B, K, d)
-    logdet = torch.linalg.slogdet(S)[1]
+    r = (S_inv @ diff[..., None])[..., 0]  # (B, K, d)
     logp = -0.5 * (diff * r).sum(-1) - 0.5 * logdet - 0.5 * d * math.log(2 * math.pi) + w.log()[None]
     pi = torch.softmax(logp, dim=1)[..., None]  # (B, K, 1)
     cov_ux = da * a * C0[None] + db * b * C1[None]  # Cov(dI, x_t | k)
@@ -93,8 +101,9 @@ def interpolant_fields(coef: Dict[str, torch.Tensor], p0: GaussianMixture, p1: G
         "z": (pi * g[..., 0] * r).sum(1),
         "x0": (pi * (m0[None] + ((a * C0[None]) @ r[..., None])[..., 0])).sum(1),
         "x1": (pi * (m1[None] + ((b * C1[None]) @ r[..., None])[..., 0])).sum(1),
-        "log_prob": torch.logsumexp(logp, dim=1),
     }
+    if log_prob:
+        out["log_prob"] = torch.logsumexp(logp, dim=1)
     return {k: v.to(dt) for k, v in out.items()}
 
 
@@ -124,7 +133,7 @@ class OracleModel(nn.Module):
         self.dummy = nn.Parameter(torch.zeros((), dtype=torch.float64))  # so Flow can read device/dtype
 
     def forward(self, x, t, cond=None):
-        f = interpolant_fields(path_coefficients(self.path, t), self.p0, self.p1, x)
+        f = interpolant_fields(path_coefficients(self.path, t), self.p0, self.p1, x, log_prob=False)
         p = self.prediction
         if p in ("velocity", "x1", "noise"):
             return {"velocity": f["velocity"], "x1": f["x1"], "noise": f["x0"]}[p]
