@@ -208,11 +208,13 @@ class DirichletPath(_SimplexPath):
             "quadrature" (Gauss-Legendre on every call; exact to ~1e-6 for alpha >= 1.3 with the default
             nodes, slower).
         nodes: Gauss-Legendre nodes for the "quadrature" mode.
+        table_size: (alpha points, x points) of the table (see :class:`CoefficientTable`).
     """
 
     predictions = ("logits",)
 
-    def __init__(self, num_categories: int, alpha_max: float = 8.0, coefficient: str = "table", nodes: int = 96):
+    def __init__(self, num_categories: int, alpha_max: float = 8.0, coefficient: str = "table", nodes: int = 96,
+                 table_size: Tuple[int, int] = (65, 1537)):
         super().__init__(num_categories)
         if alpha_max <= 0:
             raise ValueError(f"alpha_max must be > 0, got {alpha_max}")
@@ -221,7 +223,8 @@ class DirichletPath(_SimplexPath):
         self.alpha_max = float(alpha_max)
         self.nodes = int(nodes)
         self.mode = coefficient
-        self._table = CoefficientTable(self.k, self.alpha_max) if coefficient == "table" else None
+        self._table = (CoefficientTable(self.k, self.alpha_max, n_alpha=int(table_size[0]), n_x=int(table_size[1]))
+                       if coefficient == "table" else None)
 
     def __repr__(self) -> str:
         return f"DirichletPath(K={self.k}, alpha_max={self.alpha_max})"
