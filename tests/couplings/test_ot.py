@@ -25,6 +25,7 @@ def _pair_cost(x0, x1):
 
 
 @pytest.mark.parametrize("name,kw", [("exact_ot", {}), ("exact_ot", {"method": "sparse", "k": 3}),
+                                     ("exact_ot", {"method": "exact"}), ("exact_ot", {"method": "emd"}),
                                      ("ot", {"method": "exact"})])
 @pytest.mark.parametrize("d,shift", [(2, 0.0), (2, 1.5), (12, 0.3)])
 def test_exact_couplings_reach_emd_optimum(name, kw, d, shift):
