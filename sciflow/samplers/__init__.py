@@ -1,8 +1,11 @@
 """Samplers: every sampler is ``sampler(flow, x0, cond=None, guidance_scale=1.0, ...) -> SampleResult``."""
 from sciflow.samplers.base import CountingField, SampleResult, time_grid
 from sciflow.samplers.ode import ODESampler, integrate
+from sciflow.samplers.sde import SDESampler, TorchSDESampler  # issue 5
+from sciflow.samplers.particles import ParticleSampler  # issue 5
 
 __all__ = ["CountingField", "SampleResult", "time_grid", "ODESampler", "integrate", "build_sampler"]
+__all__ += ["SDESampler", "TorchSDESampler", "ParticleSampler"]  # issue 5
 
 
 def build_sampler(spec="euler", **overrides):
