@@ -458,7 +458,9 @@ class _OTBase(Coupling):
     def __call__(self, x0, x1, cond=None, generator=None):
         # The translated cost only helps the sparse solver's candidate lists; the auction's relative-gap
         # certificate must be computed on the true cost, and dense LSA / Sinkhorn don't need it.
-        cost = _solver_cost(x0, x1) if self.method == "sparse" else sq_euclidean_cost(x0, x1)
+        # Row terms only leave the optimum unchanged when every x0 is used, i.e. for equal batch sizes.
+        square = _flat(x0, "x0").shape[0] == _flat(x1, "x1").shape[0]
+        cost = _solver_cost(x0, x1) if (self.method == "sparse" and square) else sq_euclidean_cost(x0, x1)
         return _pair(x0, x1, cond, self.rows(cost, generator))
 
 
