@@ -104,3 +104,27 @@ def test_registry_and_binding():
     assert unbound.bind(Sphere(2)).space is not None
     with pytest.raises(ValueError, match="bound to"):
         p.bind(Torus(2))
+
+
+def test_product_space_and_simplex_use_the_generic_geodesic():
+    """ProductSpace (mapping states) and Simplex have no closed-form ``geodesic``: the fallback
+    u_t = kappa'/(1 - kappa) log_{x_t}(x1) must agree with the per-component closed forms."""
+    from sciflow.spaces import ProductSpace, Simplex
+
+    prod = ProductSpace({"pos": Sphere(2), "rot": SO3()})
+    g = torch.Generator().manual_seed(0)
+    x0 = prod.random_base(16, dtype=torch.float64, generator=g)
+    x1 = prod.random_base(16, dtype=torch.float64, generator=g)
+    t = torch.rand(16, dtype=torch.float64, generator=g) * 0.9
+    s = GeodesicPath(prod, "cosine").sample(x0, x1, t)
+    for k, sp in (("pos", Sphere(2)), ("rot", SO3())):
+        ref = GeodesicPath(sp, "cosine").sample(x0[k], x1[k], t)
+        assert torch.allclose(s.x_t[k], ref.x_t, atol=1e-10) and torch.allclose(s.dx_t[k], ref.dx_t, atol=1e-8)
+    loss = GeodesicPath(prod).loss(s.dx_t, s)
+    assert loss.shape == (16,) and loss.abs().max() < 1e-20
+
+    simplex = Simplex(4)
+    y0 = simplex.random_base(16, dtype=torch.float64, generator=g)
+    y1 = simplex.random_base(16, dtype=torch.float64, generator=g)
+    ss = GeodesicPath(simplex).sample(y0, y1, t)
+    assert torch.allclose(ss.x_t, y0 + t[:, None] * (y1 - y0)) and torch.allclose(ss.dx_t, y1 - y0)
