@@ -371,7 +371,7 @@ def ot_plan(cost: torch.Tensor, method: str = "exact", **kwargs) -> torch.Tensor
     """OT plan between uniform empirical measures, ``(B0, B1)`` summing to one, on the cost's device.
 
     ``method``: "exact" (permutation / B for equal sizes via LSA; POT's network simplex ``ot.emd`` for
-    unequal sizes), "sparse" or "auction" (permutation / B, equal sizes), "sinkhorn" (entropic plan,
+    unequal sizes, also for "sparse"/"emd"), "auction" (permutation / B, equal sizes only), "sinkhorn" (entropic plan,
     ``kwargs`` as :func:`sinkhorn`).
     """
     cost = _check_cost(cost)
@@ -385,8 +385,9 @@ def ot_plan(cost: torch.Tensor, method: str = "exact", **kwargs) -> torch.Tensor
         plan = torch.zeros_like(cost)
         plan[torch.arange(n0, device=cost.device), col] = 1.0 / n0
         return plan
-    if method != "exact":
-        raise ValueError(f"method '{method}' needs equal batch sizes, got {n0} and {n1}")
+    if method == "auction":
+        raise ValueError(f"method 'auction' needs equal batch sizes, got {n0} and {n1}")
+    # exact methods ("exact", "sparse", "emd") share the exact rectangular plan from POT
     import ot as pot
 
     c = cost.detach().to("cpu", torch.float64).numpy()
