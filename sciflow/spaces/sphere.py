@@ -94,7 +94,9 @@ class Sphere(Manifold):
         # far side: normalise u explicitly; at the cut point fall back to a fixed direction
         tiny = 10 * torch.finfo(x.dtype).eps
         ok = un > tiny
-        direction = torch.where(ok, u / torch.where(ok, un, torch.ones_like(un)), self._cut_direction(x))
+        direction = u / torch.where(ok, un, torch.ones_like(un))
+        if not bool(ok.all()):  # exact cut points are rare: build the fallback direction only when needed
+            direction = torch.where(ok, direction, self._cut_direction(x))
         far = theta * direction
         return torch.where(c >= 0, near, far)
 
