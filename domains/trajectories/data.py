@@ -238,6 +238,20 @@ def scene_tensors(obs: np.ndarray, fut: Optional[np.ndarray] = None) -> Dict[str
     return out
 
 
+def spatial_groups(pos: np.ndarray, size: int) -> List[np.ndarray]:
+    """Partition agents at positions ``pos (N, 2)`` into groups of at most ``size`` neighbours: repeatedly
+    take the left-most remaining agent together with its ``size - 1`` nearest remaining agents."""
+    remaining = np.arange(len(pos))
+    groups = []
+    while len(remaining):
+        seed = remaining[np.argmin(pos[remaining, 0])]
+        d = np.linalg.norm(pos[remaining] - pos[seed], axis=1)
+        take = remaining[np.argsort(d, kind="stable")[:size]]
+        groups.append(np.sort(take))
+        remaining = np.setdiff1d(remaining, take)
+    return groups
+
+
 class TrajectoryDataset(torch.utils.data.Dataset):
     """Scene windows as flow examples ``{"x1": fut (N, pred_len, 2), "cond": {"hist", "pos"}}``.
 
@@ -245,28 +259,27 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         windows: :class:`SceneWindows`.
         augment_rotation: rotate every scene by an angle drawn uniformly in [0, 2 pi) each time it is read
             (all agents together, so pairwise distances are preserved).
-        max_agents: scenes with more agents are split into chunks of the ``max_agents`` agents nearest to
-            each other (by sorting on the angle around the scene centre); ``None`` keeps whole scenes.
+        max_agents: scenes with more agents are split into spatial groups of at most ``max_agents``
+            neighbouring agents (see :func:`spatial_groups`); ``None`` keeps whole scenes.
     """
 
     def __init__(self, windows: SceneWindows, augment_rotation: bool = False, max_agents: Optional[int] = None):
         self.windows = windows
         self.augment_rotation = bool(augment_rotation)
-        self.index: List[tuple] = []
+        self.index: List[np.ndarray] = []
         for s in range(len(windows)):
             a, b = int(windows.ptr[s]), int(windows.ptr[s + 1])
             if max_agents is None or b - a <= max_agents:
-                self.index.append((a, b))
+                self.index.append(np.arange(a, b))
             else:
-                for c in range(a, b, max_agents):
-                    self.index.append((c, min(c + max_agents, b)))
+                self.index += [a + g for g in spatial_groups(windows.obs[a:b, -1], max_agents)]
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
-        a, b = self.index[i]
-        st = scene_tensors(self.windows.obs[a:b], self.windows.fut[a:b])
+        idx = self.index[i]
+        st = scene_tensors(self.windows.obs[idx], self.windows.fut[idx])
         if self.augment_rotation:
             theta = float(torch.rand(()) * 2 * math.pi)
             st = {k: rotate(v, theta) for k, v in st.items()}
@@ -320,42 +333,48 @@ def simulate_social_force(n_scenes: int = 200, agents: Sequence[int] = (2, 6), f
     (2.5 Hz like ETH/UCY). Scenes are laid out far apart and frames of different scenes do not overlap.
     """
     rng = np.random.default_rng(seed)
-    rows = []
-    next_id = 0
+    S, A = int(n_scenes), int(agents[1])
+    n = rng.integers(agents[0], agents[1] + 1, size=S)
+    real = np.arange(A)[None, :] < n[:, None]  # (S, A): all scenes are simulated together, padded
+    side = rng.integers(0, 4, size=(S, A))
+    u = rng.uniform(-area / 2, area / 2, size=(S, A))
+    start = np.stack([np.where(side < 2, u, np.where(side == 2, -area / 2, area / 2)),
+                      np.where(side < 2, np.where(side == 0, -area / 2, area / 2), u)], -1)
+    goal = -start + rng.normal(0, area / 4, size=(S, A, 2))
+    x = start + rng.normal(0, 0.5, size=(S, A, 2))
+    v0 = rng.uniform(*desired_speed, size=(S, A))
+    e = goal - x
+    v = v0[..., None] * e / np.linalg.norm(e, axis=-1, keepdims=True)
+    far = np.where(real, 0.0, 1e6)  # padded agents sit far away and exert no force
     h = dt / substeps
-    for s in range(n_scenes):
-        n = int(rng.integers(agents[0], agents[1] + 1))
-        side = rng.integers(0, 4, size=n)
-        u = rng.uniform(-area / 2, area / 2, size=n)
-        start = np.stack([np.where(side < 2, u, np.where(side == 2, -area / 2, area / 2)),
-                          np.where(side < 2, np.where(side == 0, -area / 2, area / 2), u)], -1)
-        goal = -start + rng.normal(0, area / 4, size=(n, 2))
-        start = start + rng.normal(0, 0.5, size=(n, 2))
-        v0 = rng.uniform(*desired_speed, size=n)
-        x = start.copy()
-        e = goal - x
-        v = v0[:, None] * e / np.linalg.norm(e, axis=1, keepdims=True)
-        base_frame = s * (frames + 10) * 10
-        for f in range(frames):
-            for _ in range(substeps):
-                e = goal - x
-                dist_goal = np.linalg.norm(e, axis=1, keepdims=True)
-                e = e / np.maximum(dist_goal, 1e-6)
-                force = (v0[:, None] * e - v) / tau
-                d = x[:, None, :] - x[None, :, :]
-                dn = np.linalg.norm(d, axis=-1)
-                np.fill_diagonal(dn, np.inf)
-                mag = repulsion * np.exp((2 * radius - dn) / range_)
-                force += (mag[..., None] * d / np.maximum(dn, 1e-6)[..., None]).sum(1)
-                force += noise * rng.normal(size=(n, 2)) / math.sqrt(h)
-                v = v + h * force
-                speed = np.linalg.norm(v, axis=1, keepdims=True)
-                v = v * np.minimum(1.0, 1.3 * v0[:, None] / np.maximum(speed, 1e-6))
-                x = x + h * v
-            for i in range(n):
-                rows.append((base_frame + 10 * f, next_id + i, x[i, 0], x[i, 1]))
-        next_id += n
-    return np.asarray(rows, dtype=np.float64)
+    out = np.zeros((frames, S, A, 2))
+    eye = np.eye(A, dtype=bool)[None]
+    for f in range(frames):
+        for _ in range(substeps):
+            e = goal - x
+            e = e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-6)
+            force = (v0[..., None] * e - v) / tau
+            xx = x + far[..., None]
+            d = xx[:, :, None, :] - xx[:, None, :, :]  # (S, A, A, 2), from j to i
+            dn = np.linalg.norm(d, axis=-1)
+            dn = np.where(eye, np.inf, dn)
+            mag = repulsion * np.exp((2 * radius - dn) / range_)
+            force += (mag[..., None] * d / np.maximum(dn, 1e-6)[..., None]).sum(2)
+            force += noise * rng.normal(size=(S, A, 2)) / math.sqrt(h)
+            v = v + h * force
+            speed = np.linalg.norm(v, axis=-1, keepdims=True)
+            v = v * np.minimum(1.0, 1.3 * v0[..., None] / np.maximum(speed, 1e-6))
+            x = x + h * v
+        out[f] = x
+    base = np.arange(S) * (frames + 10) * 10
+    fr = base[None, :, None] + 10 * np.arange(frames)[:, None, None]  # (F, S, 1)
+    ids = np.cumsum(np.concatenate([[0], n[:-1]]))[:, None] + np.arange(A)[None]  # (S, A)
+    frame_col = np.broadcast_to(fr, (frames, S, A))
+    id_col = np.broadcast_to(ids[None], (frames, S, A))
+    keep = np.broadcast_to(real[None], (frames, S, A))
+    rows = np.stack([frame_col[keep], id_col[keep], out[..., 0][keep], out[..., 1][keep]], -1)
+    order = np.lexsort((rows[:, 1], rows[:, 0]))
+    return rows[order].astype(np.float64)
 
 
 def simulated_windows(n_scenes: int = 200, seed: int = 0, obs_len: int = 8, pred_len: int = 12,

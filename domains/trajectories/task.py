@@ -1,0 +1,253 @@
+"""The ``trajectories`` task: a conditional flow over all agents' futures of a scene.
+
+State ``x1``: ``(B, N, pred_len, 2)`` future positions of the N (padded) agents of a scene, in metres,
+relative to each agent's last observed position. Condition ``cond``: ``{"hist": (B, N, obs_len, 2),
+"pos": (B, N, 2), "mask": (B, N)}`` (see :mod:`.data`).
+
+Source (t = 0): a data-dependent prior, the constant-velocity extrapolation of every agent plus Gaussian
+noise whose standard deviation grows linearly over the horizon, ``x0_j = cv_j + prior_std * (j / T) * eps``
+(or zero-mean noise with ``prior: zero``); padded agents get exactly zero. The flow then only has to
+transport the constant-velocity guess to the data (t = 1) instead of pure noise; the core
+``Flow(source=...)`` hook carries it, the path/sampler/trainer are the core's.
+
+Padding: padded agents have zero targets, zero source and the network zeroes its output for them, so they
+contribute exactly nothing to the loss (the per-scene mean still divides by the padded size, which only
+re-weights scenes by their agent count).
+
+K futures per agent are drawn in parallel by repeating every scene K times along the batch.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Dict, Literal, Optional
+
+import torch
+from pydantic import Field
+
+from sciflow.flow import Flow
+from sciflow.registry import register
+from sciflow.task import StrictModel, Task
+from sciflow.tree import tree_map
+
+from .data import (SCENES, SceneWindows, TrajectoryDataset, collate_scenes, load_split,
+                   simulated_windows)
+from .evaluate import baseline_predictor, constant_velocity, evaluate_predictor
+from .models import AgentTransformer
+
+#: default ETH/UCY location: relative to the working directory (the repository root in this project)
+DEFAULT_ROOT = "../shared/data/eth_ucy"
+
+
+class TrajDataConfig(StrictModel):
+    """``data`` section.
+
+    ``source: simulator`` (default) simulates social-force scenes; ``source: eth_ucy`` reads the
+    leave-one-out fold ``scene`` from ``root`` (``<root>/<scene>/{train,val,test}/*.txt``). A relative
+    ``root`` is resolved against the working directory; the environment variable ``SCIFLOW_ETH_UCY``
+    overrides the default when ``root`` is not given.
+    """
+
+    source: Literal["simulator", "eth_ucy"] = "simulator"
+    root: Optional[str] = None
+    scene: Optional[Literal["eth", "hotel", "univ", "zara1", "zara2"]] = None
+    obs_len: int = Field(8, ge=2)
+    pred_len: int = Field(12, ge=1)
+    skip: int = Field(1, ge=1)
+    min_agents: int = Field(1, ge=1)
+    augment_rotation: bool = True
+    max_agents: Optional[int] = Field(None, ge=1)
+    sim_scenes: int = Field(300, gt=0)
+    sim_seed: int = 0
+
+    def model_post_init(self, _context) -> None:
+        if self.source == "eth_ucy" and self.scene is None:
+            raise ValueError(f"data.scene is required when data.source is eth_ucy; choose one of {list(SCENES)}")
+
+    def resolved_root(self) -> Path:
+        return Path(self.root if self.root is not None else os.environ.get("SCIFLOW_ETH_UCY", DEFAULT_ROOT))
+
+
+class TrajModelConfig(StrictModel):
+    """``model`` section: the :class:`~.models.AgentTransformer` and the flow's source prior."""
+
+    name: Literal["agent_transformer"] = "agent_transformer"
+    d_model: int = Field(128, gt=0)
+    heads: int = Field(4, gt=0)
+    depth: int = Field(3, gt=0)
+    time_dim: int = Field(64, gt=0)
+    scale: float = Field(2.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    canonical: bool = True
+    prior: Literal["constant_velocity", "zero"] = "constant_velocity"
+    prior_std: float = Field(1.0, gt=0)
+
+
+class TrajEvalConfig(StrictModel):
+    """``eval`` section: K samples per agent, which split, batch of scenes, baselines and plots."""
+
+    k: int = Field(20, gt=0)
+    split: Literal["val", "test"] = "test"
+    batch_size: int = Field(16, gt=0)
+    collision_radius: float = Field(0.2, gt=0)
+    max_scenes: Optional[int] = Field(None, gt=0)
+    baselines: bool = True
+    plot: bool = True
+    plot_scenes: int = Field(4, ge=0)
+    seed: int = 0
+
+
+class TrajectoryPrior:
+    """Data-dependent source ``source(n, cond, device, dtype, generator) -> x0 (n, N, T, 2)``.
+
+    ``x0 = m * (mean + std * (j / T) * eps)`` with ``mean`` the constant-velocity extrapolation
+    (``kind="constant_velocity"``) or zero, eps ~ N(0, I), j = 1..T the future step and m the agent mask.
+    """
+
+    def __init__(self, pred_len: int = 12, kind: str = "constant_velocity", std: float = 1.0):
+        if kind not in ("constant_velocity", "zero"):
+            raise ValueError(f"prior must be constant_velocity or zero, got {kind!r}")
+        self.pred_len, self.kind, self.std = int(pred_len), kind, float(std)
+
+    def __repr__(self) -> str:
+        return f"TrajectoryPrior(kind={self.kind!r}, std={self.std})"
+
+    def __call__(self, n: int, cond=None, device=None, dtype=None, generator=None) -> torch.Tensor:
+        if not isinstance(cond, dict) or "hist" not in cond or "mask" not in cond:
+            raise ValueError("the trajectory prior needs cond={'hist': (n,N,H,2), 'mask': (n,N), ...}")
+        hist, mask = cond["hist"], cond["mask"]
+        if hist.shape[0] != n:
+            raise ValueError(f"cond['hist'] has batch size {hist.shape[0]}, expected {n}")
+        dtype = dtype or hist.dtype
+        device = device or hist.device
+        hist = hist.to(device=device, dtype=dtype)
+        N, T = hist.shape[1], self.pred_len
+        eps = torch.randn((n, N, T, 2), device=device, dtype=dtype, generator=generator)
+        ramp = torch.arange(1, T + 1, device=device, dtype=dtype) / T
+        x0 = self.std * ramp[:, None] * eps
+        if self.kind == "constant_velocity":
+            x0 = x0 + constant_velocity(hist, T)
+        return x0 * mask.to(device=device, dtype=dtype)[:, :, None, None]
+
+
+def repeat_cond(cond: dict, k: int) -> dict:
+    """Repeat every scene of ``cond`` K times along the batch (scene-major: rows b*K .. b*K+K-1)."""
+    return tree_map(lambda c: c.repeat_interleave(k, dim=0), cond)
+
+
+@torch.no_grad()
+def sample_futures(flow: Flow, cond: dict, k: int = 20, sampler="euler", steps: Optional[int] = 10,
+                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """K joint futures per scene: ``cond`` with batch B -> ``(B, K, N, pred_len, 2)`` metres, agent-relative.
+
+    All B*K scene copies are integrated together in one batched sampler call (flow time 0 -> 1).
+    """
+    B, N = cond["mask"].shape
+    rep = repeat_cond(cond, k)
+    res = flow.sample(B * k, cond=rep, sampler=sampler, steps=steps, generator=generator)
+    x = res.x
+    return x.view(B, k, N, *x.shape[2:])
+
+
+@register("task", "trajectories")
+class TrajectoryTask(Task):
+    """Multi-agent trajectory forecasting (ETH/UCY leave-one-out folds or the social-force simulator)."""
+
+    DataConfig = TrajDataConfig
+    ModelConfig = TrajModelConfig
+    EvalConfig = TrajEvalConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        if config.flow.cond_dropout > 0:
+            raise ValueError("flow.cond_dropout must be 0 for the trajectories task (the scene history is "
+                             "always available; classifier-free guidance is not supported here)")
+        self._cache: Dict[str, SceneWindows] = {}
+
+    # -- data ------------------------------------------------------------------------------------
+    def windows(self, split: str) -> SceneWindows:
+        """Scene windows of ``split`` (train / val / test), cached."""
+        if split not in self._cache:
+            dc = self.data_cfg
+            if dc.source == "eth_ucy":
+                self._cache[split] = load_split(dc.resolved_root(), dc.scene, split, dc.obs_len, dc.pred_len,
+                                                dc.skip, dc.min_agents)
+            else:
+                n = dc.sim_scenes if split == "train" else max(dc.sim_scenes // 4, 1)
+                seed = dc.sim_seed * 3 + {"train": 0, "val": 1, "test": 2}[split]
+                self._cache[split] = simulated_windows(n, seed=seed, obs_len=dc.obs_len, pred_len=dc.pred_len)
+        return self._cache[split]
+
+    def train_dataset(self):
+        dc = self.data_cfg
+        return TrajectoryDataset(self.windows("train"), augment_rotation=dc.augment_rotation,
+                                 max_agents=dc.max_agents)
+
+    def val_dataset(self):
+        return TrajectoryDataset(self.windows("val"))
+
+    def collate(self, items):
+        return collate_scenes(items)
+
+    # -- model -----------------------------------------------------------------------------------
+    def build_model(self) -> AgentTransformer:
+        mc, dc = self.model_cfg, self.data_cfg
+        return AgentTransformer(obs_len=dc.obs_len, pred_len=dc.pred_len, d_model=mc.d_model, heads=mc.heads,
+                                depth=mc.depth, time_dim=mc.time_dim, scale=mc.scale, dropout=mc.dropout,
+                                canonical=mc.canonical)
+
+    def build_flow(self) -> Flow:
+        mc = self.model_cfg
+        prior = TrajectoryPrior(self.data_cfg.pred_len, mc.prior, mc.prior_std)
+        return self.make_flow(self.build_model(), source=prior)
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def eval_loader(self, split: Optional[str] = None):
+        ec = self.eval_cfg
+        ds = TrajectoryDataset(self.windows(split or ec.split))
+        if ec.max_scenes is not None and ec.max_scenes < len(ds):
+            ds = torch.utils.data.Subset(ds, range(ec.max_scenes))
+        return torch.utils.data.DataLoader(ds, batch_size=ec.batch_size, shuffle=False, collate_fn=collate_scenes)
+
+    def flow_predictor(self, flow: Flow, generator: Optional[torch.Generator] = None):
+        s = self.config.sample
+        p = next(flow.parameters())
+
+        def predict(cond, k):
+            cond = tree_map(lambda c: c.to(device=p.device, dtype=p.dtype), cond)
+            return sample_futures(flow, cond, k, s.sampler, s.steps, generator).to(cond["hist"].device)
+
+        return predict
+
+    def evaluate(self, flow: Flow, run_dir: Path) -> Dict[str, float]:
+        """minADE/minFDE (per agent), joint ADE/FDE (per scene), collision rate and seconds per scene of
+        the flow with K = ``eval.k`` samples, beside the baselines (``baseline/<name>/<metric>``)."""
+        ec = self.eval_cfg
+        flow.eval()
+        loader = self.eval_loader()
+        g = torch.Generator(device=next(flow.parameters()).device).manual_seed(ec.seed)
+        metrics = evaluate_predictor(self.flow_predictor(flow, g), loader, k=ec.k,
+                                     collision_radius=ec.collision_radius)
+        out: Dict[str, float] = dict(metrics)
+        out["nfe_per_sample"] = _nfe(self.config.sample)
+        if ec.baselines:
+            for name in ("constant_velocity", "cvm_s", "linear"):
+                b = evaluate_predictor(baseline_predictor(name, seed=ec.seed), loader, k=ec.k,
+                                       collision_radius=ec.collision_radius)
+                for key in (f"minADE_{ec.k}", f"minFDE_{ec.k}", "collision_rate"):
+                    out[f"baseline/{name}/{key}"] = b[key]
+        if ec.plot and ec.plot_scenes > 0:
+            from .plots import plot_scenes
+
+            batch = next(iter(loader))
+            cond = batch["cond"]
+            futures = self.flow_predictor(flow, g)(cond, ec.k)
+            plot_scenes(cond, batch["x1"], futures, Path(run_dir) / "samples.png", n_scenes=ec.plot_scenes)
+        return out
+
+
+def _nfe(sample_cfg) -> int:
+    stages = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+    name = sample_cfg.sampler if isinstance(sample_cfg.sampler, str) else sample_cfg.sampler.get("name", "")
+    return int(stages.get(name, 0) * (sample_cfg.steps or 0))

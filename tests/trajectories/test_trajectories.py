@@ -1,0 +1,281 @@
+"""Tests of the trajectories domain: loader, windows, augmentation, metrics, baselines, task, training."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sciflow.domains import trajectories as tj
+from sciflow.domains.trajectories.task import TrajectoryTask
+
+ETH_UCY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eth_ucy"
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine this is >10x faster than two contending threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _grid_tracks():
+    """Agents whose x coordinate encodes the frame id: x = frame / 10, y = agent id."""
+    rows = []
+    for agent, (f0, f1) in enumerate([(0, 300), (50, 250), (100, 130)]):
+        for f in range(f0, f1, 10):
+            rows.append((f, agent, f / 10.0, float(agent)))
+    return np.asarray(rows, dtype=np.float64)
+
+
+# -- windows -----------------------------------------------------------------------------------------
+def test_windows_never_put_future_frames_in_the_observation():
+    w = tj.make_windows(_grid_tracks(), obs_len=8, pred_len=12)
+    assert len(w) > 0
+    frames_obs = w.obs[..., 0] * 10  # frame ids of observed steps
+    frames_fut = w.fut[..., 0] * 10
+    # strictly increasing, consecutive 10-frame steps, every observed frame before every future frame
+    seq = np.concatenate([frames_obs, frames_fut], axis=1)
+    assert np.allclose(np.diff(seq, axis=1), 10.0)
+    assert (frames_obs.max(1) < frames_fut.min(1)).all()
+    # agent 2 lives only 3 frames: never in a window; agent 1 only in windows fully inside its life
+    ys = w.obs[:, 0, 1]
+    assert 2.0 not in set(ys.tolist())
+    a1 = w.obs[ys == 1.0]
+    assert (a1[:, 0, 0] * 10 >= 50).all() and ((w.fut[ys == 1.0][:, -1, 0]) * 10 < 250).all()
+    # agent 0 has 30 frames -> 11 windows; agent 1 has 20 -> 1 window
+    assert (ys == 0.0).sum() == 11 and (ys == 1.0).sum() == 1
+    # scene offsets group agents by window
+    assert w.ptr[-1] == w.num_agents and np.all(np.diff(w.ptr) >= 1)
+
+
+def test_scene_tensors_are_relative_to_last_observation():
+    w = tj.make_windows(_grid_tracks())
+    st = tj.scene_tensors(*w.scene(0))
+    assert torch.allclose(st["hist"][:, -1], torch.zeros(2))
+    assert torch.allclose(st["fut"][:, 0, 0], torch.full((st["fut"].shape[0],), 1.0))  # one frame later
+
+
+def test_min_agents_drops_sparse_windows():
+    w1 = tj.make_windows(_grid_tracks(), min_agents=1)
+    w2 = tj.make_windows(_grid_tracks(), min_agents=2)
+    assert len(w2) == 1 and len(w1) == 11 and np.diff(w2.ptr)[0] == 2
+
+
+def test_rotation_augmentation_preserves_pairwise_distances():
+    w = tj.make_windows(tj.simulate_social_force(n_scenes=3, agents=(4, 5), frames=25, seed=1), skip=3)
+    plain = tj.TrajectoryDataset(w)
+    aug = tj.TrajectoryDataset(w, augment_rotation=True)
+    torch.manual_seed(0)
+    for i in range(len(plain)):
+        a, b = plain[i], aug[i]
+
+        def absolute(item):
+            pos = item["cond"]["pos"][:, None]
+            return torch.cat([item["cond"]["hist"] + pos, item["x1"] + pos], 1)  # (N, 20, 2)
+
+        pa, pb = absolute(a), absolute(b)
+        da = (pa[:, None] - pa[None]).norm(dim=-1)
+        db = (pb[:, None] - pb[None]).norm(dim=-1)
+        assert torch.allclose(da, db, atol=1e-4)
+        assert not torch.allclose(pa, pb, atol=1e-3)  # it did rotate
+        # each agent's own speed profile is unchanged too
+        assert torch.allclose(a["x1"].norm(dim=-1), b["x1"].norm(dim=-1), atol=1e-4)
+
+
+def test_spatial_groups_partition_agents():
+    pos = np.random.default_rng(0).normal(size=(37, 2)) * 5
+    groups = tj.spatial_groups(pos, 8)
+    allidx = np.sort(np.concatenate(groups))
+    assert np.array_equal(allidx, np.arange(37)) and max(len(g) for g in groups) <= 8
+
+
+# -- loader errors -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, match", [
+    ("1 2 3.0\n", "expected 4"),
+    ("1 2 a 4\n", "must be numbers"),
+    ("1 2 nan 4\n", "non-finite"),
+    ("10 1 0 0\n10 1 1 1\n", "duplicated"),
+    ("", "no rows"),
+])
+def test_malformed_files_raise_clear_errors(tmp_path, text, match):
+    f = tmp_path / "bad.txt"
+    f.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        tj.read_tracks(f)
+
+
+def test_missing_split_folder_names_the_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train,val,test"):
+        tj.load_split(tmp_path, "eth", "test")
+
+
+def test_dataframe_tracks():
+    pd = pytest.importorskip("pandas")
+    arr = _grid_tracks()
+    df = pd.DataFrame(arr, columns=["frame", "agent", "x", "y"])
+    assert np.array_equal(tj.tracks_from_dataframe(df), arr)
+    with pytest.raises(ValueError, match="lacks the column"):
+        tj.tracks_from_dataframe(df.drop(columns="y"))
+
+
+# -- metrics -----------------------------------------------------------------------------------------
+def test_metrics_on_hand_made_tracks():
+    T = 12
+    steps = torch.arange(1, T + 1, dtype=torch.float64)
+    gt = torch.zeros(1, 2, T, 2, dtype=torch.float64)
+    gt[0, 0, :, 0] = steps          # agent 0 walks +x at 1 m/step
+    gt[0, 1, :, 1] = steps          # agent 1 walks +y
+    pred = gt.unsqueeze(1).repeat(1, 2, 1, 1, 1)
+    pred[0, 0, 0, :, 1] += 1.0      # sample 0: agent 0 off by 1 m everywhere, agent 1 exact
+    pred[0, 1, 1, :, 0] += 2.0      # sample 1: agent 0 exact, agent 1 off by 2 m
+    mask = torch.ones(1, 2, dtype=torch.float64)
+    m = tj.min_ade_fde(pred, gt, mask)
+    assert m["minADE"] == pytest.approx(0.0) and m["minFDE"] == pytest.approx(0.0)
+    # joint: sample 0 costs (1 + 0) / 2, sample 1 costs (0 + 2) / 2 -> 0.5
+    assert m["jointADE"] == pytest.approx(0.5) and m["jointFDE"] == pytest.approx(0.5)
+    # an error growing linearly in time: ADE = mean(0.1 * j) = 0.65, FDE = 1.2
+    pred2 = gt.unsqueeze(1).clone()
+    pred2[0, 0, 0, :, 1] += 0.1 * steps
+    m2 = tj.min_ade_fde(pred2, gt, mask)
+    assert m2["minADE"] == pytest.approx((0.65 + 0) / 2) and m2["minFDE"] == pytest.approx(0.6)
+    # padded agents do not count
+    pad = torch.cat([pred2, torch.full_like(pred2[:, :, :1], 9.0)], 2)
+    gpad = torch.cat([gt, torch.zeros_like(gt[:, :1])], 1)
+    m3 = tj.min_ade_fde(pad, gpad, torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64))
+    assert m3["minADE"] == pytest.approx(m2["minADE"])
+
+
+def test_collision_rate_on_crossing_paths():
+    T = 12
+    s = torch.linspace(-3, 3, T)
+    a = torch.stack([s, torch.zeros(T)], -1)            # along x through the origin
+    b = torch.stack([torch.zeros(T), s], -1)            # along y through the origin: meet at t = T/2
+    c = torch.stack([s, torch.full((T,), 5.0)], -1)     # parallel to a, 5 m away
+    paths = torch.stack([a, b, c])[None, None]          # (1, 1, 3, T, 2)
+    col = tj.collisions(paths, torch.ones(1, 3), radius=0.6)
+    assert col["collided"] == 1 and col["pairs"] == 3
+
+
+# -- baselines ---------------------------------------------------------------------------------------
+def test_baselines_exact_on_straight_lines():
+    v = torch.tensor([0.3, -0.4])
+    obs = torch.arange(-7, 1, dtype=torch.float32)[:, None] * v   # ends at the origin
+    fut = torch.arange(1, 13, dtype=torch.float32)[:, None] * v
+    hist = obs[None, None]
+    assert torch.allclose(tj.constant_velocity(hist)[0, 0], fut, atol=1e-5)
+    assert torch.allclose(tj.linear_fit(hist)[0, 0], fut, atol=1e-5)
+    s = tj.cvm_sampled(hist, k=5, sigma_deg=0.0)
+    assert s.shape == (1, 5, 1, 12, 2) and torch.allclose(s[0, 3, 0], fut, atol=1e-5)
+    # CVM-S keeps the speed and rotates the heading
+    s = tj.cvm_sampled(hist, k=50, sigma_deg=30.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(s[..., -1, :].norm(dim=-1), fut[-1].norm().expand(1, 50, 1), atol=1e-4)
+    assert s[0, :, 0, -1].std(0).sum() > 0.5
+
+
+def test_linear_fit_averages_noise_unlike_constant_velocity():
+    obs = torch.tensor([[0.0, 0], [1, 0], [2, 0], [3, 0], [4, 0], [5, 0], [6.5, 0], [7, 0]]) - torch.tensor([7.0, 0])
+    lin = tj.linear_fit(obs[None])[0]
+    cv = tj.constant_velocity(obs[None])[0]
+    assert cv[-1, 0] == pytest.approx(0.5 * 12)
+    assert 0.9 < (lin[-1, 0] - lin[-2, 0]).item() < 1.1  # the fitted slope is close to 1 m/step
+
+
+# -- task and model ----------------------------------------------------------------------------------
+def _task(**data):
+    from sciflow.config import load_config
+
+    cfg = load_config({"task": "trajectories", "data": {"sim_scenes": 40, **data},
+                       "model": {"d_model": 32, "depth": 1, "heads": 2, "time_dim": 16},
+                       "sample": {"sampler": "euler", "steps": 4}})
+    return TrajectoryTask(cfg)
+
+
+def test_config_errors():
+    from sciflow.config import ConfigError
+
+    with pytest.raises(ConfigError, match="scene"):
+        _task(source="eth_ucy")
+    with pytest.raises(ConfigError, match="unknown key 'data.foo'"):
+        _task(foo=1)
+    with pytest.raises(FileNotFoundError, match="data.root|no folder"):
+        _task(source="eth_ucy", scene="eth", root="/nonexistent").train_dataset()
+
+
+def test_padded_agents_cost_nothing_and_stay_zero():
+    task = _task()
+    flow = task.build_flow()
+    ds = task.train_dataset()
+    item = ds[0]
+    n = item["x1"].shape[0]
+    big = {"x1": torch.zeros(n + 3, 12, 2), "cond": {"hist": torch.zeros(n + 3, 8, 2), "pos": torch.zeros(n + 3, 2)}}
+    one = task.collate([item])
+    padded = task.collate([item, big])
+    assert padded["x1"].shape[1] == n + 3 and padded["cond"]["mask"][0].sum() == n
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    x0 = flow.sample_source(1, cond=one["cond"], generator=g1)
+    x0p = torch.zeros(1, n + 3, 12, 2)
+    x0p[:, :n] = x0
+    t = torch.full((1,), 0.3)
+    cond1 = one["cond"]
+    condp = {k: v[:1] for k, v in padded["cond"].items()}
+    out1 = flow.model(0.7 * one["x1"] + 0.3 * x0, t, cond1)
+    outp = flow.model(0.7 * padded["x1"][:1] + 0.3 * x0p, t, condp)
+    assert torch.allclose(outp[:, :n], out1, atol=1e-5)      # padding does not change real agents
+    assert (outp[:, n:] == 0).all()                          # and padded outputs are exactly zero
+    lp = flow.loss_per_example(padded["x1"][:1], condp, x0=x0p, generator=g2)
+    l1 = flow.loss_per_example(one["x1"], cond1, x0=x0, generator=torch.Generator().manual_seed(0))
+    assert lp.item() * (n + 3) == pytest.approx(l1.item() * n, rel=1e-4)
+    src = flow.sample_source(2, cond=padded["cond"])
+    assert (src[0, n:] == 0).all()
+
+
+def test_sample_futures_shapes_and_masking():
+    task = _task()
+    flow = task.build_flow().eval()
+    batch = task.collate([task.val_dataset()[i] for i in range(3)])
+    fut = tj.sample_futures(flow, batch["cond"], k=5, sampler="euler", steps=3)
+    N = batch["cond"]["mask"].shape[1]
+    assert fut.shape == (3, 5, N, 12, 2)
+    assert (fut[batch["cond"]["mask"][:, None].expand(3, 5, N) == 0] == 0).all()
+
+
+def test_model_trained_briefly_on_simulator_beats_constant_velocity(one_thread):
+    torch.manual_seed(0)
+    from sciflow.config import load_config
+
+    cfg = load_config({"task": "trajectories", "data": {"sim_scenes": 150},
+                       "model": {"d_model": 64, "depth": 2, "heads": 4, "time_dim": 32},
+                       "sample": {"sampler": "euler", "steps": 8}, "eval": {"max_scenes": 64, "batch_size": 32}})
+    task = TrajectoryTask(cfg)
+    flow = task.build_flow()
+    dl = torch.utils.data.DataLoader(task.train_dataset(), batch_size=32, shuffle=True, collate_fn=task.collate)
+    opt = torch.optim.Adam(flow.parameters(), 2e-3)
+    step = 0
+    while step < 250:  # tiny manual loop (tests only; real training is sciflow.training)
+        for b in dl:
+            loss = flow.loss(b["x1"], b["cond"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            if step >= 250:
+                break
+    flow.eval()
+    loader = task.eval_loader()
+    g = torch.Generator().manual_seed(0)
+    ours = tj.evaluate_predictor(task.flow_predictor(flow, g), loader, k=20)
+    cv = tj.evaluate_predictor(tj.baseline_predictor("constant_velocity"), loader, k=20)
+    assert ours["minADE_20"] < 0.8 * cv["minADE_20"]
+    assert ours["minFDE_20"] < 0.8 * cv["minFDE_20"]
+
+
+@pytest.mark.skipif(not ETH_UCY.is_dir(), reason="ETH/UCY copy not available")
+def test_constant_velocity_on_eth_matches_reference():
+    # Constant velocity on the eth test scene, every agent in every 20-frame window (Social-GAN rule).
+    w = tj.load_split(ETH_UCY, "eth", "test")
+    loader = torch.utils.data.DataLoader(tj.TrajectoryDataset(w), batch_size=64, collate_fn=tj.collate_scenes)
+    r = tj.evaluate_predictor(tj.baseline_predictor("constant_velocity"), loader, k=1)
+    assert r["minADE_1"] == pytest.approx(1.075, abs=0.01) and r["minFDE_1"] == pytest.approx(2.282, abs=0.01)
