@@ -125,6 +125,16 @@ def w2_exact(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.sqrt(max(float(ot.emd2(wa, wb, m, numItermax=10_000_000)), 0.0))
 
 
+def _load() -> Optional[float]:
+    """1-minute load average (other processes competing for the cores), or None where unavailable."""
+    try:
+        import os
+
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def _command(suite_path: Optional[str]) -> str:
     argv = list(sys.argv)
     if argv and argv[0].endswith("sciflow/benchmarks/core.py"):
@@ -414,6 +424,10 @@ def bench_quality(cfg: dict, seed: int = 0, data: str = "eight_gaussians") -> di
 # ------------------------------------------------------------------------------------------------
 # report
 # ------------------------------------------------------------------------------------------------
+def _fmt_load(v: Optional[float]) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
 def _markdown(results: dict, suite: dict, command: str, machine: str) -> str:
     from sciflow.benchmarking import markdown_table
 
@@ -421,7 +435,10 @@ def _markdown(results: dict, suite: dict, command: str, machine: str) -> str:
     tcfg = suite.get("training_step", {})
     lines = ["## Core: sciflow vs raw torch, torchcfm, flow_matching", "",
              f"Command: `{command}`  ", f"Machine: {machine}  ",
-             f"torch threads: {results['threads']}; wall time of the whole run: {results['wall_s']:.0f} s", ""]
+             f"torch threads: {results['threads']}; wall time of the whole run: {results['wall_s']:.0f} s; "
+             f"1-min load average at start / end: {_fmt_load(results.get('load_start'))} / "
+             f"{_fmt_load(results.get('load_end'))} (a load above the core count inflates absolute times: "
+             f"compare the ratios, measured interleaved)", ""]
     if ts:
         ref = ts.get("torchcfm", ts.get("raw torch"))["median_ms"]
         lines += [f"### a. Training-step time (forward + loss + backward + Adam step)", "",
@@ -490,7 +507,7 @@ def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
     data = suite.get("dataset", "eight_gaussians")
     parts = suite.get("parts", ["training_step", "ot", "quality"])
     t_start = time.perf_counter()
-    results: Dict[str, Any] = {"threads": torch.get_num_threads()}
+    results: Dict[str, Any] = {"threads": torch.get_num_threads(), "load_start": _load()}
     if "training_step" in parts:
         print("[core] a. training-step time ...", flush=True)
         results["training_step"] = bench_training_step(suite.get("training_step", {}), seed, data)
@@ -509,6 +526,7 @@ def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
         print("[core] c. sample quality vs NFE ...", flush=True)
         results["quality"] = bench_quality(suite.get("quality", {}), seed, data)
     results["wall_s"] = time.perf_counter() - t_start
+    results["load_end"] = _load()
     command = suite.get("command") or _command(suite.get("_path"))
     md = _markdown(results, suite, command, machine_description())
     print(md)
