@@ -1,6 +1,16 @@
 """Suite-wide test settings."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+# pytest runs in importlib mode (test files in different folders share basenames); oracle helper modules
+# next to the tests (e.g. tests/interpolants/si_oracles.py) are imported by plain name, so put their
+# folders on sys.path. Helper module names must be unique across folders.
+for _folder in sorted(p for p in Path(__file__).parent.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+    if str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
 
 
 @pytest.fixture(autouse=True, scope="session")
