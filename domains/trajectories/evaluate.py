@@ -25,6 +25,7 @@ import time
 from typing import Callable, Dict, Optional
 
 import torch
+import torch.nn.functional as F
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -93,6 +94,34 @@ def collisions(paths: torch.Tensor, mask: torch.Tensor, radius: float = 0.2) -> 
     pair = (m.unsqueeze(-1) * m.unsqueeze(-2)).triu(diagonal=1).unsqueeze(1)  # (B, 1, N, N)
     hit = (d < radius).to(paths.dtype) * pair
     return {"collided": hit.sum(), "pairs": pair.sum() * paths.shape[1]}
+
+
+def final_position_clustering(samples: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
+    """Reduce M >= K samples per agent to K representatives by k-means on their final positions.
+
+    Final position clustering (FPC) of Xu et al., "SocialVAE" (ECCV 2022): run k-means with K clusters on
+    the M endpoints of every agent (initialised with the first K samples; Lloyd iterations batched over
+    agents) and keep, per cluster, the sample whose endpoint is nearest to the cluster centre.
+    ``samples (B, M, N, T, 2)`` -> ``(B, K, N, T, 2)``. The K kept futures of different agents come from
+    different draws, so after FPC the sample index no longer pairs agents into joint scene futures.
+    """
+    B, M, N, T, _ = samples.shape
+    if k > M:
+        raise ValueError(f"final position clustering needs M >= K samples, got M={M}, K={k}")
+    if k == M:
+        return samples
+    P = samples[..., -1, :].permute(0, 2, 1, 3).reshape(B * N, M, 2)  # (A, M, 2)
+    C = P[:, :k].clone()
+    for _ in range(iters):
+        assign = torch.cdist(P, C).argmin(-1)  # (A, M)
+        onehot = F.one_hot(assign, k).to(P.dtype)  # (A, M, K)
+        count = onehot.sum(1)  # (A, K)
+        newc = onehot.transpose(1, 2) @ P / count.clamp_min(1).unsqueeze(-1)
+        C = torch.where(count.unsqueeze(-1) > 0, newc, C)
+    pick = torch.cdist(C, P).argmin(-1)  # (A, K) index of the sample nearest to each centre
+    traj = samples.permute(0, 2, 1, 3, 4).reshape(B * N, M, T, 2)
+    out = traj.gather(1, pick[:, :, None, None].expand(-1, -1, T, 2))  # (A, K, T, 2)
+    return out.view(B, N, k, T, 2).permute(0, 2, 1, 3, 4)
 
 
 # ---------------------------------------------------------------------------------------------------
