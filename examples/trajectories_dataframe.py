@@ -1,9 +1,8 @@
 """Forecast pedestrian tracks held in a pandas DataFrame with the trajectories domain's Python API.
 
-A pipeline that already has tracks as a table (one row per agent and frame, 2.5 Hz, metres) turns them
-into scene windows, trains a small flow briefly (sciflow.training.fit-free: the task's config-less
-pieces are used directly through sciflow.training.train on a dict config), and samples K = 20 futures
-for every agent of a scene. Runs in about a minute on a CPU:
+A pipeline that already holds tracks as a table (one row per agent and frame, 2.5 Hz, metres) turns
+them into scene windows, trains a small flow briefly from a dict config, and samples K = 20 joint futures
+for every agent of a few scenes. About a minute on a CPU:
 
     python examples/trajectories_dataframe.py
 """
@@ -48,5 +47,5 @@ print("constant velocity:", {k: round(v, 3) for k, v in tj.min_ade_fde(cv, batch
 last_obs = torch.as_tensor(windows.obs[windows.ptr[0]:windows.ptr[1], -1])      # scene 0, absolute frame
 absolute = futures[0, :, : len(last_obs)] + last_obs[None, :, None, :]           # (20, N0, 12, 2)
 print("scene 0 absolute futures", tuple(absolute.shape))
-tj.plot_scenes(batch["cond"], batch["x1"], futures, "trajectories_example.png", n_scenes=3)
-print("wrote trajectories_example.png")
+tj.plot_scenes(batch["cond"], batch["x1"], futures, "runs/traj_dataframe_example/futures.png", n_scenes=3)
+print("wrote runs/traj_dataframe_example/futures.png")
