@@ -98,6 +98,11 @@ def _coupling_or_none(spec: Any):
         return None
 
 
+def _is_ot(contender: str) -> bool:
+    """Whether a training-step contender uses exact minibatch OT (timed against torchcfm's exact OT)."""
+    return "exact-OT" in contender or "exact_ot" in contender
+
+
 def _split_max_batch(spec: Any):
     """``({name, **kw}, max_batch)`` from a spec that may carry a ``max_batch`` limit."""
     if isinstance(spec, dict) and "max_batch" in spec:
@@ -201,11 +206,15 @@ def _make_contenders(cfg: dict, base: nn.Module, dim: int) -> Dict[str, Callable
     except ImportError:
         pass
 
-    if cfg.get("exact_ot", True):
-        ot_coupling = _coupling_or_none("exact_ot")
-        if ot_coupling is not None:
-            flow_ot = Flow(copy.deepcopy(base), space=Euclidean(dim), coupling=ot_coupling)
-            out["sciflow exact-OT"] = (flow_ot, lambda x1, flow=flow_ot: flow.loss(x1))
+    ot_specs = cfg.get("exact_ot", ["exact_ot"])
+    if ot_specs:
+        if ot_specs is True:
+            ot_specs = ["exact_ot"]
+        for spec in ot_specs:
+            ot_coupling = _coupling_or_none(spec)
+            if ot_coupling is not None:
+                flow_ot = Flow(copy.deepcopy(base), space=Euclidean(dim), coupling=ot_coupling)
+                out[f"sciflow {_spec_label(spec)}"] = (flow_ot, lambda x1, flow=flow_ot: flow.loss(x1))
         try:
             from torchcfm.conditional_flow_matching import ExactOptimalTransportConditionalFlowMatcher
 
@@ -248,7 +257,7 @@ def bench_training_step(cfg: dict, seed: int = 0, data: str = "eight_gaussians")
         for name in order:
             model, loss_fn = contenders[name]
             opt = opts[name]
-            n = ot_steps if "OT" in name else steps
+            n = ot_steps if _is_ot(name) else steps
             t0 = time.perf_counter()
             for _ in range(n):
                 x1 = pool[counter % len(pool)]
@@ -449,7 +458,7 @@ def _markdown(results: dict, suite: dict, command: str, machine: str) -> str:
                   f"dropped, median over {tcfg.get('rounds', 30)} rounds.", ""]
         rows = []
         for name, r in ts.items():
-            if "OT" in name:
+            if _is_ot(name):
                 r_ref = ts.get("torchcfm exact-OT", {}).get("median_ms")
                 ratio = r["median_ms"] / r_ref if r_ref else float("nan")
                 ref_name = "torchcfm exact-OT"
