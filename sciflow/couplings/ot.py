@@ -24,6 +24,12 @@ Solvers (:func:`assignment`, :func:`ot_plan`):
   optimality (LP duality), up to ``B * tol`` with ``tol`` a float round-off threshold.
 * ``"emd"``: POT's network simplex (``ot.emd``), exact; fastest here for low-dimensional states with many
   near-ties (2-D, B = 4096), where LSA degrades.
+* ``"sparse_auction"``: Gauss-Seidel auction with epsilon scaling and per-row candidate lists, compiled
+  with numba (optional dependency), CPU only: the cost matrix goes to the CPU once per minibatch. Same
+  certificate as "auction" (``cost <= (1 + tol) * optimum``, default tol = 1e-2; the true gap is usually
+  10-100x smaller); falls back to the exact "sparse" solver when it cannot certify (e.g. optimum 0).
+  Through the couplings it is warm-started with the dual potential of the Gaussian approximation of the
+  two batches. Measured 10-50x faster than ``ot.emd`` at B = 1024 (see ``_assignment_numba``).
 * ``"auction"``: Bertsekas' auction algorithm with epsilon scaling, vectorised in torch (Jacobi bidding:
   all unassigned rows bid at once), on the cost's device (GPU too). It stops once the primal-dual gap
   certifies ``cost <= (1 + tol) * optimum`` (default tol = 1e-2; the classical a-priori bound is
@@ -33,7 +39,8 @@ Solvers (:func:`assignment`, :func:`ot_plan`):
 Couplings (registered under kind "coupling"):
 
 * ``"exact_ot"`` -> :class:`ExactOTCoupling` (method "sparse" (default), "exact" or "emd"; same optimum),
-* ``"ot"`` -> :class:`OTCoupling` (fast approximate OT, default method "auction" with certified 1% gap),
+* ``"ot"`` -> :class:`OTCoupling` (fast approximate OT with certified 1% gap; default method "auto" =
+  "sparse_auction" when numba is installed, else the torch "auction"),
 * ``"sinkhorn"`` -> :class:`SinkhornCoupling`.
 """
 from __future__ import annotations
@@ -52,7 +59,7 @@ __all__ = [
     "ExactOTCoupling", "OTCoupling", "SinkhornCoupling", "ASSIGNMENT_METHODS",
 ]
 
-ASSIGNMENT_METHODS = ("exact", "sparse", "emd", "auction")
+ASSIGNMENT_METHODS = ("exact", "sparse", "emd", "auction", "sparse_auction")
 
 
 # ---------------------------------------------------------------------------------------------- costs
@@ -96,9 +103,10 @@ def assignment(cost: torch.Tensor, method: str = "exact", **kwargs) -> torch.Ten
         cost: ``(B0, B1)`` cost matrix with ``B0 <= B1`` (any device/dtype; ``+inf`` marks forbidden pairs
             for "exact").
         method: "exact" (dense LSA), "sparse" (exact, certified, sparse LSA), "auction" (approximate with
-            certified relative gap ``tol``); see the module docstring.
+            certified relative gap ``tol``), "sparse_auction" (compiled auction, same certificate, needs
+            numba); see the module docstring.
         **kwargs: solver options (``k``, ``max_rounds`` for "sparse"; ``tol``, ``factor``, ``max_rounds``
-            for "auction").
+            for "auction"; ``tol``, ``k``, ``factor``, ``eps0``, ``prices`` for "sparse_auction").
 
     Returns:
         ``(B0,)`` long tensor ``col`` on the cost's device: row i is assigned to column ``col[i]``.
@@ -109,7 +117,7 @@ def assignment(cost: torch.Tensor, method: str = "exact", **kwargs) -> torch.Ten
         raise ValueError(f"assignment needs rows <= columns, got cost of shape {tuple(cost.shape)}")
     if method == "exact":
         return _lsa(cost)
-    if method in ("sparse", "auction") and n0 != n1:
+    if method in ("sparse", "auction", "sparse_auction") and n0 != n1:
         raise ValueError(f"method '{method}' needs a square cost (equal batch sizes), got {tuple(cost.shape)}; "
                          f"use method='exact' for unequal sizes")
     if not torch.isfinite(cost).all() and method != "exact":
@@ -120,6 +128,8 @@ def assignment(cost: torch.Tensor, method: str = "exact", **kwargs) -> torch.Ten
         return _emd_assignment(cost)
     if method == "auction":
         return auction(cost, **kwargs)[0]
+    if method == "sparse_auction":
+        return _sparse_auction(cost, **kwargs)
     raise ValueError(f"unknown assignment method {method!r}; choose one of {ASSIGNMENT_METHODS}")
 
 
@@ -197,6 +207,70 @@ def _sparse_lsa(cost: torch.Tensor, k: int = 8, max_rounds: int = 8, add_per_row
         rows = np.concatenate([r_, np.repeat(bad_rows, m)])
         cols = np.concatenate([c_, worst.reshape(-1)])
     return _lsa(cost)
+
+
+def _sparse_auction(cost: torch.Tensor, prices: Optional[torch.Tensor] = None, tol: float = 1e-2, k: int = 32,
+                    factor: float = 6.0, eps0: float = 0.03) -> torch.Tensor:
+    """Compiled Gauss-Seidel auction (see :mod:`sciflow.couplings._assignment_numba`); exact fallback.
+
+    The solver is CPU code (numba), so the cost goes to the CPU in float64 once per minibatch (a single
+    transfer; no per-bid host synchronisation as the torch auction would need on GPU) and the result
+    comes back to the cost's device. ``prices``: optional warm-start column prices ``(B,)``.
+    """
+    if tol < 0 or factor <= 1 or k < 1 or eps0 <= 0:
+        raise ValueError(f"sparse_auction needs tol >= 0, factor > 1, k >= 1, eps0 > 0; got tol={tol}, "
+                         f"factor={factor}, k={k}, eps0={eps0}")
+    try:
+        from sciflow.couplings import _assignment_numba as nb
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("method 'sparse_auction' needs numba (pip install numba); "
+                          "use method='auction' (torch) or an exact method") from err
+    n = cost.shape[0]
+    if n == 1:
+        return torch.zeros(1, dtype=torch.long, device=cost.device)
+    c = cost.detach().to("cpu", torch.float64).numpy()
+    p0 = None if prices is None else prices.detach().to("cpu", torch.float64).reshape(-1).numpy()
+    if p0 is not None and p0.shape != (n,):
+        raise ValueError(f"prices must have shape ({n},), got {tuple(prices.shape)}")
+    col, _, _, ok = nb.sparse_auction(c, p0, tol=tol, k=k, factor=factor, eps0=eps0)
+    if not ok:  # no certificate (e.g. optimum 0 with a relative tol): exact solver instead
+        return _sparse_lsa(cost)
+    return torch.from_numpy(col).to(cost.device)
+
+
+def _gaussian_prices(cols: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Warm-start column prices for the squared Euclidean assignment of ``rows`` (B, d) to ``cols`` (B, d).
+
+    Fits Gaussians N(m0, S0) to ``cols`` and N(m1, S1) to ``rows``; the Brenier map between them is
+    ``T(x) = A x + b`` with ``A = S0^-1/2 (S0^1/2 S1 S0^1/2)^1/2 S0^-1/2``, ``b = m1 - A m0`` (Dowson &
+    Landau, 1982; Peyre & Cuturi, 2019, Remark 2.31), i.e. ``T = grad phi`` with
+    ``phi(x) = x.A x / 2 + b.x``. By Fenchel-Young, ``|x - y|^2 >= (|x|^2 - 2 phi(x)) + (|y|^2 - 2 phi*(y))``,
+    so ``price(x) = 2 phi(x) - |x|^2`` is a dual-feasible potential, optimal for Gaussian batches and a
+    good start otherwise. Any prices give the same certified result; these only save auction rounds.
+    For d > 64 (or B <= 2d) only the means are matched (A = I, prices ``2 b.x``). Computed in float64 on
+    the CPU (d x d eigendecompositions).
+    """
+    x = cols.detach().reshape(cols.shape[0], -1).to("cpu", torch.float64)
+    y = rows.detach().reshape(rows.shape[0], -1).to("cpu", torch.float64)
+    n, d = x.shape
+    m0, m1 = x.mean(0), y.mean(0)
+    if d <= 64 and n > 2 * d:
+        eye = torch.eye(d, dtype=torch.float64)
+        s0, s1 = torch.cov(x.T).reshape(d, d), torch.cov(y.T).reshape(d, d)
+        lam = 1e-6 * float(s0.trace() + s1.trace()) / d + 1e-300
+        s0, s1 = s0 + lam * eye, s1 + lam * eye
+        w, v = torch.linalg.eigh(s0)
+        r, ri = (v * w.sqrt()) @ v.T, (v / w.sqrt()) @ v.T
+        w2, v2 = torch.linalg.eigh(r @ s1 @ r)
+        a = ri @ ((v2 * w2.clamp_min(0).sqrt()) @ v2.T) @ ri
+        a = 0.5 * (a + a.T)
+    else:
+        a = torch.eye(d, dtype=torch.float64)
+    b = m1 - a @ m0
+    p = ((x @ a) * x).sum(1) + 2.0 * (x @ b) - x.pow(2).sum(1)
+    if not torch.isfinite(p).all():  # pragma: no cover - degenerate covariance: no warm start
+        return torch.zeros(n, dtype=torch.float64)
+    return p
 
 
 def _column_potentials(c: np.ndarray, rows: np.ndarray, cols: np.ndarray, sigma: np.ndarray):
@@ -451,6 +525,9 @@ class _OTBase(Coupling):
             return sample_from_plan(ot_plan(cost, self.method, **self.solver_kwargs), generator)
         if self.method == "sinkhorn":
             return ot_plan(cost, "sinkhorn", **self.solver_kwargs).argmax(0)
+        if self.method == "sparse_auction" and n0 != n1:
+            raise ValueError(f"ot method 'sparse_auction' needs equal batch sizes, got x0 batch {n0} and "
+                             f"x1 batch {n1}; use method='exact'")
         if n0 != n1 and isinstance(self, ExactOTCoupling):
             # rectangular problems (B0 > B1): only the dense LSA handles them; still exact
             return _rows_from_assignment(cost, "exact", {})
@@ -462,6 +539,11 @@ class _OTBase(Coupling):
         # Row terms only leave the optimum unchanged when every x0 is used, i.e. for equal batch sizes.
         square = _flat(x0, "x0").shape[0] == _flat(x1, "x1").shape[0]
         cost = _solver_cost(x0, x1) if (self.method == "sparse" and square) else sq_euclidean_cost(x0, x1)
+        if self.method == "sparse_auction" and square:
+            # rows of the assignment are x1, columns x0: warm prices live on x0
+            kw = dict(self.solver_kwargs)
+            kw.setdefault("prices", _gaussian_prices(x0, x1))
+            return _pair(x0, x1, cond, assignment(cost.T, "sparse_auction", **kw))
         return _pair(x0, x1, cond, self.rows(cost, generator))
 
 
@@ -490,15 +572,28 @@ class ExactOTCoupling(_OTBase):
 
 @register("coupling", "ot")
 class OTCoupling(_OTBase):
-    """Fast minibatch OT coupling: any solver of :func:`assignment`, default the torch auction.
+    """Fast minibatch OT coupling: any solver of :func:`assignment`.
 
-    With ``method="auction"`` the pairing's transport cost is certified to be within ``tol`` (relative,
-    default 1%) of the exact minibatch optimum; it runs on the batch's device (GPU friendly).
+    With ``method="sparse_auction"`` (compiled, CPU, needs numba) or ``"auction"`` (torch, on the batch's
+    device) the pairing's transport cost is certified to be within ``tol`` (relative, default 1%) of the
+    exact minibatch optimum. ``method="auto"`` (default) picks "sparse_auction" when numba is importable
+    and "auction" otherwise; both give the same guarantee. Equal batch sizes only for the auctions.
+    Constructing a "sparse_auction" coupling compiles the solver once (cached on disk by numba).
     """
 
-    def __init__(self, method: str = "auction", sample: bool = False, **solver_kwargs):
+    def __init__(self, method: str = "auto", sample: bool = False, **solver_kwargs):
+        if method == "auto":
+            try:
+                from sciflow.couplings import _assignment_numba  # noqa: F401
+                method = "sparse_auction"
+            except ImportError:
+                method = "auction"
         if method not in ASSIGNMENT_METHODS:
-            raise ValueError(f"ot method must be one of {ASSIGNMENT_METHODS}, got {method!r}")
+            raise ValueError(f"ot method must be 'auto' or one of {ASSIGNMENT_METHODS}, got {method!r}")
+        if method == "sparse_auction":
+            from sciflow.couplings import _assignment_numba as nb  # ImportError names the missing numba
+
+            nb.warmup()
         super().__init__(method, sample, solver_kwargs)
 
 
