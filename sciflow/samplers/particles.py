@@ -47,13 +47,18 @@ class ParticleSampler(SDESampler):
         resample_every: SMC resampling period in steps.
         ess_threshold: resample when ESS < threshold * N (1.0 = always).
         select: "max" (highest final reward) or "sample" (by final SMC weight).
+        fresh_source: particles other than the first of each sample start from their own draw of
+            ``flow.sample_source`` (with the sample's condition), as independent initial noises; the first
+            particle starts from the given x0. ``False`` starts all N particles from x0 (use it when x0 is not
+            what the flow's source produces, e.g. data handed in for a data-to-data flow); they then differ
+            only through the SDE noise and stay correlated.
         method, steps, epsilon, denoise_final, score_flow, seed, generator: as :class:`SDESampler`
             (forward direction only).
     """
 
     def __init__(self, reward: Optional[Reward] = None, n_particles: int = 4, mode: str = "smc",
                  reward_scale: float = 1.0, resample_every: int = 1, ess_threshold: float = 0.5,
-                 select: str = "max", method: str = "euler_maruyama", **kwargs):
+                 select: str = "max", fresh_source: bool = True, method: str = "euler_maruyama", **kwargs):
         if reward is None or not callable(reward):
             raise ValueError("particle sampler needs a callable reward(x, cond) -> (M,) tensor")
         if int(n_particles) < 1:
@@ -70,6 +75,7 @@ class ParticleSampler(SDESampler):
         self.reward, self.n_particles, self.mode = reward, int(n_particles), mode
         self.reward_scale, self.resample_every, self.ess_threshold = float(reward_scale), int(resample_every), float(ess_threshold)
         self.select = select
+        self.fresh_source = bool(fresh_source)
 
     def _reward(self, x, cond, m):
         r = self.reward(x, cond)
@@ -86,10 +92,14 @@ class ParticleSampler(SDESampler):
         rep = lambda v: v.repeat_interleave(n, dim=0)  # noqa: E731  particles of sample i are rows i*N..i*N+N-1
         x = rep(x0)
         pcond = tree_map(rep, cond) if cond is not None else None
+        gen = self._generator(x0.device)
+        if self.fresh_source and n > 1:
+            fresh = flow.sample_source(m, cond=pcond, device=x0.device, dtype=x0.dtype, generator=gen)
+            first = (torch.arange(m, device=x0.device) % n == 0).reshape(-1, *([1] * (x0.dim() - 1)))
+            x = torch.where(first, x, fresh)
         field = SDEField(flow, pcond, guidance_scale, self.score_flow)
         ts = time_grid(self.steps, self.t0, self.t1, grid, x0.device, x0.dtype)
         tl = ts.tolist()
-        gen = self._generator(x0.device)
         log_w = torch.zeros(b, n, device=x0.device, dtype=x0.dtype)
         r_prev = torch.zeros(m, device=x0.device, dtype=x0.dtype)
         ess_hist, n_resampled, reward_calls = [], 0, 0
