@@ -107,7 +107,7 @@ def _row_min(C, i, p, cand, cc, cnt, thr):
 
 
 @njit(cache=True, nogil=True)
-def auction_solve(C, p0, tol, k, factor, eps0_rel, max_bids):
+def auction_solve(C, p0, warm, tol, k, factor, eps0_rel, max_bids):
     """Square min-cost assignment of ``C`` (n, n), float64, finite. Returns
     ``(col, prices, certified_gap, bids, phases, ok)``; ``ok`` is False if ``max_bids`` was hit or eps
     reached its round-off floor before the gap certificate reached ``tol`` (the caller falls back)."""
@@ -162,7 +162,12 @@ def auction_solve(C, p0, tol, k, factor, eps0_rel, max_bids):
         d = delta[i]
     # eps floor: far above the float64 spacing of prices and costs so every bid changes a price
     eps_min = 1e-11 * (scale + cmax + spread) + 1e-300
-    eps = eps0_rel * d0 / n if d0 > 0 else 1e-3 * spread
+    # first eps: relative to the mean dual value per row when warm prices were given (the bound is then
+    # close to the optimum), else to the spread of the reduced costs (the Hungarian bound can be ~0)
+    if warm and d0 > 0:
+        eps = eps0_rel * d0 / n
+    else:
+        eps = 0.05 * spread
     eps = max(eps, eps_min)
     assign = np.full(n, -1, np.int64)
     owner = np.full(n, -1, np.int64)
@@ -233,7 +238,7 @@ def auction_solve(C, p0, tol, k, factor, eps0_rel, max_bids):
 
 
 def sparse_auction(cost: np.ndarray, prices=None, tol: float = 1e-2, k: int = 32, factor: float = 6.0,
-                   eps0: float = 0.03, max_bids=None):
+                   eps0: float = 0.1, max_bids=None):
     """Numpy front end: ``cost`` (n, n) float array, optional warm ``prices`` (n,) for the columns.
 
     Returns ``(col, prices, certified_gap, ok)``; see :func:`auction_solve`.
@@ -243,10 +248,28 @@ def sparse_auction(cost: np.ndarray, prices=None, tol: float = 1e-2, k: int = 32
     p0 = np.zeros(n) if prices is None else np.ascontiguousarray(prices, dtype=np.float64)
     if max_bids is None:
         max_bids = 2000 * n + 10_000
-    col, p, gap, _, _, ok = auction_solve(c, p0, float(tol), int(k), float(factor), float(eps0), int(max_bids))
+    col, p, gap, _, _, ok = auction_solve(c, p0, prices is not None, float(tol), int(k), float(factor), float(eps0), int(max_bids))
     return col, p, float(gap), bool(ok)
+
+
+@njit(cache=True, nogil=True)
+def sq_dists(y, x):
+    """``C_ij = |y_i - x_j|^2`` for (n, d) and (m, d) float64 arrays, fused (no temporaries)."""
+    n, d = y.shape
+    m = x.shape[0]
+    out = np.empty((n, m))
+    for i in range(n):
+        for j in range(m):
+            s = 0.0
+            for t in range(d):
+                z = y[i, t] - x[j, t]
+                s += z * z
+            out[i, j] = s
+    return out
 
 
 def warmup() -> None:
     """Compile (or load from numba's on-disk cache) once, so a training step never pays for it."""
-    sparse_auction(np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.5]]))
+    c = sq_dists(np.array([[0.0], [1.0], [2.5]]), np.array([[0.2], [1.0], [2.0]]))
+    sparse_auction(c)
+    sparse_auction(c, prices=np.zeros(3))

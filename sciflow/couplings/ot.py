@@ -210,7 +210,7 @@ def _sparse_lsa(cost: torch.Tensor, k: int = 8, max_rounds: int = 8, add_per_row
 
 
 def _sparse_auction(cost: torch.Tensor, prices: Optional[torch.Tensor] = None, tol: float = 1e-2, k: int = 32,
-                    factor: float = 6.0, eps0: float = 0.03) -> torch.Tensor:
+                    factor: float = 6.0, eps0: float = 0.1) -> torch.Tensor:
     """Compiled Gauss-Seidel auction (see :mod:`sciflow.couplings._assignment_numba`); exact fallback.
 
     The solver is CPU code (numba), so the cost goes to the CPU in float64 once per minibatch (a single
@@ -220,22 +220,66 @@ def _sparse_auction(cost: torch.Tensor, prices: Optional[torch.Tensor] = None, t
     if tol < 0 or factor <= 1 or k < 1 or eps0 <= 0:
         raise ValueError(f"sparse_auction needs tol >= 0, factor > 1, k >= 1, eps0 > 0; got tol={tol}, "
                          f"factor={factor}, k={k}, eps0={eps0}")
+    n = cost.shape[0]
+    if n == 1:
+        return torch.zeros(1, dtype=torch.long, device=cost.device)
+    if prices is not None and prices.reshape(-1).shape != (n,):
+        raise ValueError(f"prices must have shape ({n},), got {tuple(prices.shape)}")
+    c = cost.detach().to("cpu", torch.float64).contiguous().numpy()
+    col = _sparse_auction_np(c, prices, tol=tol, k=k, factor=factor, eps0=eps0)
+    if col is None:  # no certificate (e.g. optimum 0 with a relative tol): exact solver instead
+        return _sparse_lsa(cost)
+    return torch.from_numpy(col).to(cost.device)
+
+
+def _numba():
     try:
         from sciflow.couplings import _assignment_numba as nb
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("method 'sparse_auction' needs numba (pip install numba); "
                           "use method='auction' (torch) or an exact method") from err
-    n = cost.shape[0]
-    if n == 1:
-        return torch.zeros(1, dtype=torch.long, device=cost.device)
-    c = cost.detach().to("cpu", torch.float64).numpy()
+    return nb
+
+
+def _sparse_auction_np(c: np.ndarray, prices: Optional[torch.Tensor], **kw) -> Optional[np.ndarray]:
     p0 = None if prices is None else prices.detach().to("cpu", torch.float64).reshape(-1).numpy()
-    if p0 is not None and p0.shape != (n,):
-        raise ValueError(f"prices must have shape ({n},), got {tuple(prices.shape)}")
-    col, _, _, ok = nb.sparse_auction(c, p0, tol=tol, k=k, factor=factor, eps0=eps0)
-    if not ok:  # no certificate (e.g. optimum 0 with a relative tol): exact solver instead
-        return _sparse_lsa(cost)
-    return torch.from_numpy(col).to(cost.device)
+    col, _, _, ok = _numba().sparse_auction(c, p0, **kw)
+    return col if ok else None
+
+
+def _sparse_auction_pairs(x0: torch.Tensor, x1: torch.Tensor, solver_kwargs: dict) -> torch.Tensor:
+    """Row of x0 for every x1 by the compiled auction on the squared Euclidean cost (equal batches).
+
+    The cost is built directly on the CPU in float64 in the solver's orientation (rows x1, columns x0):
+    fused in numba for d <= 16 (no temporaries), by a float64 matmul otherwise. This is the one host
+    transfer per minibatch; the certificate is computed on this float64 cost.
+    """
+    kw = dict(solver_kwargs)
+    prices = kw.pop("prices", None)
+    tol, k = kw.pop("tol", 1e-2), kw.pop("k", 32)
+    factor, eps0 = kw.pop("factor", 6.0), kw.pop("eps0", 0.1)
+    if kw:
+        raise TypeError(f"unknown sparse_auction options {sorted(kw)}")
+    if tol < 0 or factor <= 1 or k < 1 or eps0 <= 0:
+        raise ValueError(f"sparse_auction needs tol >= 0, factor > 1, k >= 1, eps0 > 0; got tol={tol}, "
+                         f"factor={factor}, k={k}, eps0={eps0}")
+    a = _flat(x0, "x0").detach().to("cpu", torch.float64)
+    b = _flat(x1, "x1").detach().to("cpu", torch.float64)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"x0 and x1 must have the same event size, got {a.shape[1]} and {b.shape[1]}")
+    n = b.shape[0]
+    if n == 1:
+        return torch.zeros(1, dtype=torch.long, device=x1.device)
+    if a.shape[1] <= 16:
+        c = _numba().sq_dists(b.contiguous().numpy(), a.contiguous().numpy())
+    else:
+        c = sq_euclidean_cost(b, a).contiguous().numpy()
+    if prices is None:
+        prices = _gaussian_prices(a, b)
+    col = _sparse_auction_np(c, prices, tol=tol, k=k, factor=factor, eps0=eps0)
+    if col is None:  # pragma: no cover - no certificate: exact solver on the same cost
+        return _sparse_lsa(torch.from_numpy(c)).to(x1.device)
+    return torch.from_numpy(col).to(x1.device)
 
 
 def _gaussian_prices(cols: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -538,12 +582,9 @@ class _OTBase(Coupling):
         # certificate must be computed on the true cost, and dense LSA / Sinkhorn don't need it.
         # Row terms only leave the optimum unchanged when every x0 is used, i.e. for equal batch sizes.
         square = _flat(x0, "x0").shape[0] == _flat(x1, "x1").shape[0]
-        cost = _solver_cost(x0, x1) if (self.method == "sparse" and square) else sq_euclidean_cost(x0, x1)
         if self.method == "sparse_auction" and square:
-            # rows of the assignment are x1, columns x0: warm prices live on x0
-            kw = dict(self.solver_kwargs)
-            kw.setdefault("prices", _gaussian_prices(x0, x1))
-            return _pair(x0, x1, cond, assignment(cost.T, "sparse_auction", **kw))
+            return _pair(x0, x1, cond, _sparse_auction_pairs(x0, x1, self.solver_kwargs))
+        cost = _solver_cost(x0, x1) if (self.method == "sparse" and square) else sq_euclidean_cost(x0, x1)
         return _pair(x0, x1, cond, self.rows(cost, generator))
 
 
