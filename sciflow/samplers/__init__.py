@@ -14,6 +14,11 @@ def build_sampler(spec="euler", **overrides):
     from sciflow.registry import build
 
     if callable(spec) and not isinstance(spec, (str, dict)):
+        if overrides:
+            raise ValueError(
+                f"options {sorted(overrides)} cannot be applied to an already built sampler {spec!r}; "
+                f"set them when building it, or pass the sampler by name"
+            )
         return spec
     if isinstance(spec, str):
         return build("sampler", spec, **overrides)

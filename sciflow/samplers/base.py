@@ -57,8 +57,8 @@ def time_grid(
         if not ((d > 0).all() or (d < 0).all()):
             raise ValueError("time_grid must be strictly monotone")
         return grid
-    if steps is None or int(steps) < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps}")
+    if steps is None or isinstance(steps, bool) or int(steps) != steps or int(steps) < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
     return torch.linspace(t0, t1, int(steps) + 1, device=device, dtype=dtype)
 
 

@@ -172,3 +172,15 @@ def test_registered_samplers_and_build():
         build_sampler("nope")
     with pytest.raises(TypeError):
         build_sampler(3)
+
+
+def test_fractional_steps_and_options_on_built_sampler_are_errors():
+    import pytest
+    import torch
+
+    from sciflow.samplers import build_sampler, integrate
+
+    with pytest.raises(ValueError, match="positive integer"):
+        integrate(lambda x, t: -x, torch.ones(2, 1), steps=2.5)
+    with pytest.raises(ValueError, match="already built"):
+        build_sampler(build_sampler("euler", steps=3), steps=10)
