@@ -168,3 +168,28 @@ def test_learned_fields_approach_exact_fields(antithetic):
     after = errors()
     assert after[0] < 0.1 and after[1] < 0.15, (before, after)
     assert after[0] < 0.3 * before[0] and after[1] < 0.3 * before[1]
+
+
+# ------------------------------------------------------------------------------------ configs
+@pytest.mark.parametrize("name", ["gaussian_to_8gaussians", "moons_to_8gaussians_sb"])
+def test_interpolant_configs_build_a_trainable_flow(name):
+    from sciflow.config import load_config
+    from sciflow.paths.interpolants import AntitheticModel
+    from sciflow.registry import build
+
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "interpolants" / f"{name}.yaml"
+    cfg = load_config(path)
+    task = build("task", cfg.task, config=cfg)
+    flow = task.build_flow()
+    assert isinstance(flow.path, StochasticInterpolantPath) and flow.t_eps == 1e-3
+    assert isinstance(flow.model, AntitheticModel) == flow.path.antithetic
+    x1 = task.train_dataset().tensors[0][:64]
+    loss = flow.loss(x1)
+    loss.backward()
+    assert torch.isfinite(loss)
+    res = flow.sample(16, sampler=cfg.sample.sampler, steps=5)
+    assert res.x.shape == (16, 2) and res.nfe == 5
+    with pytest.raises(Exception, match="prediction"):
+        build("task", cfg.task, config=load_config(path, ["flow.prediction=x1"])).build_flow()
