@@ -253,18 +253,24 @@ def sparse_auction(cost: np.ndarray, prices=None, tol: float = 1e-2, k: int = 32
 
 
 @njit(cache=True, nogil=True)
-def sq_dists(y, x):
-    """``C_ij = |y_i - x_j|^2`` for (n, d) and (m, d) float64 arrays, fused (no temporaries)."""
+def _sq_dists_t(y, xt, out):
     n, d = y.shape
-    m = x.shape[0]
-    out = np.empty((n, m))
+    m = xt.shape[1]
     for i in range(n):
         for j in range(m):
-            s = 0.0
-            for t in range(d):
-                z = y[i, t] - x[j, t]
-                s += z * z
-            out[i, j] = s
+            out[i, j] = 0.0
+        for t in range(d):
+            yt = y[i, t]
+            for j in range(m):  # contiguous inner loop: vectorised by LLVM
+                z = yt - xt[t, j]
+                out[i, j] += z * z
+
+
+def sq_dists(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``C_ij = |y_i - x_j|^2`` for (n, d) and (m, d) float64 arrays, fused (no n x m temporaries; the
+    exact differences, not the |y|^2 + |x|^2 - 2 y.x expansion, so no cancellation)."""
+    out = np.empty((y.shape[0], x.shape[0]))
+    _sq_dists_t(np.ascontiguousarray(y, dtype=np.float64), np.ascontiguousarray(x.T, dtype=np.float64), out)
     return out
 
 
