@@ -29,6 +29,16 @@ from sciflow.tree import batch_size, first_leaf
 SourceFn = Callable[..., Any]
 
 
+def _accepts(fn: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 class Flow(nn.Module):
     """A flow-matching model.
 
@@ -140,7 +150,8 @@ class Flow(nn.Module):
                 ``{"name": ..., **kwargs}`` or a sampler object.
             steps: number of steps for fixed-step samplers.
             guidance_scale: classifier-free guidance scale w (1 = plain conditional).
-            generator, device, dtype: for drawing x0; default device/dtype are the model's.
+            generator, device, dtype: for drawing x0 (and the sampler's own noise when the sampler accepts
+                a ``generator`` argument); default device/dtype are the model's.
 
         Returns:
             :class:`~sciflow.samplers.SampleResult` (``.x`` samples, ``.nfe``, optional ``.trajectory``).
@@ -162,8 +173,11 @@ class Flow(nn.Module):
         if steps is not None:
             sampler_kwargs["steps"] = steps
         sampler_obj = build_sampler(sampler, **sampler_kwargs)
+        extra = {}
+        if generator is not None and _accepts(sampler_obj, "generator"):
+            extra["generator"] = generator  # stochastic samplers (SDE, CTMC) draw their noise from it
         return sampler_obj(self, x0, cond=cond, guidance_scale=guidance_scale,
-                           return_trajectory=return_trajectory, progress=progress)
+                           return_trajectory=return_trajectory, progress=progress, **extra)
 
     def log_prob(self, x1: torch.Tensor, cond: Any = None, **kwargs) -> torch.Tensor:
         """Model log-density of data ``x1`` (nats, shape ``(B,)``) by the change of variables;
