@@ -126,6 +126,7 @@ class _BaseSDESampler:
         self.steps, self.t0, self.t1 = int(steps), float(t0), float(t1)
         self.epsilon = epsilon
         self._eps = resolve_epsilon(epsilon)
+        self._eps_const = float(epsilon) if isinstance(epsilon, (int, float)) else None
         self.denoise_final = bool(denoise_final)
         self.score_flow = score_flow
         self.seed = seed
@@ -146,9 +147,11 @@ class _BaseSDESampler:
 
     def _eps_at(self, t: torch.Tensor, t_value: float, deterministic: bool) -> Optional[torch.Tensor]:
         """eps at a time (None = no score, no noise): endpoints and deterministic steps give None."""
-        if deterministic or _is_endpoint(t_value):
+        if deterministic or _is_endpoint(t_value) or self._eps_const == 0.0:
             return None
         e = self._eps(t)
+        if self._eps_const is not None:
+            return e  # constant > 0: no device sync needed
         return None if not bool((e > 0).any()) else e
 
 
@@ -293,15 +296,14 @@ class TorchSDESampler(_BaseSDESampler):
             gen = self.generator
             seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=gen, device=gen.device if gen else None))
         y0 = x0.reshape(n, -1)
-        ys_list = [y0.unsqueeze(0)]
         if sde_taus.numel() >= 2:
             bm = torchsde.BrownianInterval(t0=0.0, t1=span, size=tuple(y0.shape), dtype=y0.dtype, device=y0.device,
                                            entropy=seed,
                                            levy_area_approximation="space-time" if self.method == "srk" else "none")
-            dt = span / self.steps
-            ys = torchsde.sdeint(_Adapter(), y0, sde_taus, bm=bm, method=self.method, dt=dt, adaptive=False)
-            ys_list = [ys]
-        ys = torch.cat(ys_list, 0) if sde_taus.numel() < 2 else ys_list[0]
+            ys = torchsde.sdeint(_Adapter(), y0, sde_taus, bm=bm, method=self.method, dt=span / self.steps,
+                                 adaptive=False)
+        else:  # one step with denoise_final: only the final deterministic step
+            ys = y0.unsqueeze(0)
         x = ys[-1].reshape(shape)
         traj = [y.reshape(shape) for y in ys] if return_trajectory else None
         if self.denoise_final:
