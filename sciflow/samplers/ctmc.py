@@ -33,8 +33,8 @@ from sciflow.registry import register
 from sciflow.samplers.base import SampleResult, stack_trajectory, time_grid
 
 
-def _gumbel_argmax(logq: torch.Tensor) -> torch.Tensor:
-    u = torch.rand(logq.shape, device=logq.device, dtype=logq.dtype)
+def _gumbel_argmax(logq: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    u = torch.rand(logq.shape, device=logq.device, dtype=logq.dtype, generator=generator)
     return (logq - torch.log(-torch.log(u))).argmax(-1)
 
 
@@ -43,7 +43,8 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def mixture_jump(path: MixturePath, x: torch.Tensor, logq: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor,
-                 normalised: bool = True, corrector: float = 0.0, corrector_exponents=(0.25, 0.25)) -> torch.Tensor:
+                 normalised: bool = True, corrector: float = 0.0, corrector_exponents=(0.25, 0.25),
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """One CTMC step of a mixture path from ``t`` to ``t_next`` (both ``(B,)``).
 
     Args:
@@ -52,6 +53,7 @@ def mixture_jump(path: MixturePath, x: torch.Tensor, logq: torch.Tensor, t: torc
         logq: log jump weights over the V real tokens ``(B, *shape, V)``: normalised posterior
             log-probabilities (``normalised=True``) or guided, unnormalised weights.
         corrector: beta scale of the corrector (masked source only), 0 disables it.
+        generator: random generator for the jumps (default: torch's global one).
     Returns:
         tokens at ``t_next``.
     """
@@ -62,7 +64,7 @@ def mixture_jump(path: MixturePath, x: torch.Tensor, logq: torch.Tensor, t: torc
     k_n, _ = path.kappa(t_next)
     lam = _bcast(torch.log1p(-k_t) - torch.log1p(-k_n), x)  # integrated kappa'/(1-kappa), inf at t_next = 1
     final = bool((t_next >= 1).all())
-    u = torch.rand(x.shape, device=x.device, dtype=logq.dtype)
+    u = torch.rand(x.shape, device=x.device, dtype=logq.dtype, generator=generator)
     if path.source == "mask":
         masked = x == v
         mass = torch.logsumexp(logq, -1).exp()  # sum_y q(y): 1 when normalised
@@ -71,25 +73,25 @@ def mixture_jump(path: MixturePath, x: torch.Tensor, logq: torch.Tensor, t: torc
             a, b = corrector_exponents
             beta = _bcast(corrector * t.pow(a) * (1 - t).pow(b), x)
         p_jump = -torch.expm1(-(1 + beta) * lam * mass)
-        new = _gumbel_argmax(logq)
+        new = _gumbel_argmax(logq, generator)
         out = torch.where(masked & (u < p_jump), new, x)
         if corrector > 0 and not final:
             remask_int = beta * _bcast(torch.log(k_n) - torch.log(k_t), x)  # int beta kappa'/kappa
             p_remask = -torch.expm1(-remask_int)
-            u2 = torch.rand(x.shape, device=x.device, dtype=logq.dtype)
+            u2 = torch.rand(x.shape, device=x.device, dtype=logq.dtype, generator=generator)
             out = torch.where((~masked) & (u2 < p_remask), torch.full_like(x, v), out)
         return out
     if corrector > 0:
         raise ValueError("the corrector is implemented for the masked source only (it needs p_{0|t})")
     if normalised:
         w = -torch.expm1(-lam)  # (kappa_{t+h} - kappa_t) / (1 - kappa_t)
-        new = _gumbel_argmax(logq)
+        new = _gumbel_argmax(logq, generator)
         return torch.where(u < w, new, x)
     cur = torch.nn.functional.one_hot(x, v).bool()
     logq_ex = logq.masked_fill(cur, float("-inf"))
     mass = torch.logsumexp(logq_ex, -1).exp()
     p_jump = -torch.expm1(-lam * mass)
-    return torch.where(u < p_jump, _gumbel_argmax(logq_ex), x)
+    return torch.where(u < p_jump, _gumbel_argmax(logq_ex, generator), x)
 
 
 def posterior_logits(flow, x, t, cond, scale):
@@ -141,7 +143,7 @@ class CTMCSampler:
         return f"CTMCSampler(steps={self.steps}, corrector={self.corrector})"
 
     def __call__(self, flow, x0, cond=None, guidance_scale: float = 1.0, return_trajectory: bool = False,
-                 progress: bool = False, grid=None) -> SampleResult:
+                 progress: bool = False, grid=None, generator: Optional[torch.Generator] = None) -> SampleResult:
         path = flow.path
         if not isinstance(path, MixturePath):
             raise TypeError(f"the 'ctmc' sampler needs a discrete MixturePath, got {type(path).__name__}; "
@@ -176,7 +178,8 @@ class CTMCSampler:
                     lc, lu = posterior_logits(flow, x, t, cond, guidance_scale)
                     nfe += 1
                     logq, normalised = guided_log_weights(lc, lu, guidance_scale)
-                x = mixture_jump(path, x, logq, t, t_next, normalised=normalised, corrector=self.corrector)
+                x = mixture_jump(path, x, logq, t, t_next, normalised=normalised, corrector=self.corrector,
+                                 generator=generator)
                 if traj is not None:
                     traj.append(x)
         extra = {"classifier_calls": ncls} if self.classifier is not None else {}
