@@ -11,6 +11,17 @@ from sciflow.samplers import SampleResult, integrate
 
 __version__ = "0.1.0"
 
+_LAZY_SUBMODULES = ("training", "likelihood", "metrics", "datasets", "config", "registry", "tasks", "benchmarking")
+
+
+def __getattr__(name):
+    # heavier sub-packages (Lightning, POT) load on first use, so `import sciflow` stays fast
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"sciflow.{name}")
+    raise AttributeError(f"module 'sciflow' has no attribute '{name}'")
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) for reproducible runs."""

@@ -10,6 +10,8 @@ randomness); checkpoints are written only when ``run_dir`` is given.
 """
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -38,6 +40,9 @@ def fit(flow: Flow, x1: torch.Tensor, cond: Optional[torch.Tensor] = None, *, ma
         The flow to sample with: the EMA copy when ``ema_decay > 0`` (default 0.999), in eval mode.
     """
     import lightning.pytorch as pl
+
+    # a library call inside someone's pipeline: keep Lightning's start-up banner (devices, tips) quiet
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
     from sciflow.training.checkpoint import AtomicCheckpointIO
     from sciflow.training.module import FlowModule
@@ -70,5 +75,8 @@ def fit(flow: Flow, x1: torch.Tensor, cond: Optional[torch.Tensor] = None, *, ma
         limit_val_batches=0, num_sanity_val_steps=0, use_distributed_sampler=False, log_every_n_steps=cfg.log_every,
     )
     holder["trainer"] = trainer
-    trainer.fit(module, loader)
+    with warnings.catch_warnings():
+        # fit() trains without validation by design
+        warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader.*")
+        trainer.fit(module, loader)
     return module.sampling_flow().eval()
