@@ -70,6 +70,8 @@ class Flow(nn.Module):
         self.model = model
         self.space = space
         self.path = path if path is not None else AffinePath()
+        if space is not None and hasattr(self.path, "bind"):
+            self.path.bind(space)  # paths that need the geometry (geodesic, spectral) take the flow's space
         self.path.check_prediction(prediction)
         self.prediction = prediction
         self.coupling = build_coupling(coupling)

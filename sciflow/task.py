@@ -107,13 +107,14 @@ class Task:
         ``path`` overrides the configured path (pass an object); ``kwargs`` go to :class:`Flow`
         (e.g. ``source=`` for data-dependent sources).
         """
-        from sciflow.registry import build
+        from sciflow.flow import _accepts
+        from sciflow.registry import build, get
 
         fc = self.config.flow
         if path is None:
             spec = {"name": fc.path} if isinstance(fc.path, str) else dict(fc.path)
             name = spec.pop("name")
-            if name == "affine" and "scheduler" not in spec and fc.scheduler is not None:
+            if "scheduler" not in spec and fc.scheduler is not None and _accepts(get("path", name), "scheduler"):
                 spec["scheduler"] = fc.scheduler
             path = build("path", name, **spec)
         return Flow(model, space=space, path=path, coupling=fc.coupling, time_sampler=fc.time_sampler,
