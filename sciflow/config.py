@@ -67,6 +67,7 @@ class TrainerConfig(_Strict):
     num_nodes: int = Field(1, gt=0)
     strategy: str = "auto"
     num_workers: int = Field(0, ge=0)
+    num_threads: Optional[int] = Field(None, gt=0)  # torch intra-op threads; None keeps torch's default
     log_every: int = Field(50, gt=0)
     val_every: int = Field(500, gt=0)
     ckpt_every: int = Field(500, gt=0)

@@ -140,6 +140,8 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
         _check_resume_compatible(load_config(saved_cfg_path), cfg, run_dir)
     task = build_task(cfg)  # validates task sections before anything is written or trained
 
+    if cfg.trainer.num_threads is not None:
+        torch.set_num_threads(cfg.trainer.num_threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     flow = task.build_flow()
     module = FlowModule(flow, cfg.trainer, task.split_batch, seed=cfg.seed)
