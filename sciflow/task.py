@@ -105,7 +105,7 @@ class Task:
         """Assemble a :class:`Flow` from the ``flow`` config section.
 
         ``path`` overrides the configured path (pass an object); ``kwargs`` go to :class:`Flow`
-        (e.g. ``source=`` for data-dependent sources).
+        (e.g. ``source=`` for data-dependent sources) and override the config's flow options.
         """
         from sciflow.flow import _accepts
         from sciflow.registry import build, get
@@ -117,8 +117,10 @@ class Task:
             if "scheduler" not in spec and fc.scheduler is not None and _accepts(get("path", name), "scheduler"):
                 spec["scheduler"] = fc.scheduler
             path = build("path", name, **spec)
-        return Flow(model, space=space, path=path, coupling=fc.coupling, time_sampler=fc.time_sampler,
-                    prediction=fc.prediction, cond_dropout=fc.cond_dropout, t_eps=fc.t_eps, **kwargs)
+        options = dict(coupling=fc.coupling, time_sampler=fc.time_sampler, prediction=fc.prediction,
+                       cond_dropout=fc.cond_dropout, t_eps=fc.t_eps)
+        options.update(kwargs)  # the task knows better than the config defaults (e.g. t_eps for its path)
+        return Flow(model, space=space, path=path, **options)
 
     # -- evaluation ------------------------------------------------------------------------------
     def evaluate(self, flow: Flow, run_dir: FsPath) -> Dict[str, float]:

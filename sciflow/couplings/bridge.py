@@ -44,8 +44,8 @@ class SchrodingerBridgeCoupling(SinkhornCoupling):
                  sample: bool = True):
         if not sigma > 0:
             raise ValueError(f"schrodinger_bridge coupling: sigma must be > 0, got {sigma}")
-        super().__init__(epsilon=2.0 * float(sigma) ** 2, max_iter=max_iter, tol=tol, anneal=anneal, sample=sample)
-        self.solver_kwargs["relative"] = False
+        super().__init__(epsilon=2.0 * float(sigma) ** 2, max_iter=max_iter, tol=tol, anneal=anneal, sample=sample,
+                         relative=False)
         self.sigma = float(sigma)
 
     def __repr__(self) -> str:

@@ -645,7 +645,8 @@ class SinkhornCoupling(_OTBase):
     """Entropic minibatch OT coupling (log-domain Sinkhorn in torch, on the batch's device and dtype).
 
     Args:
-        epsilon: regularisation relative to the mean pairwise cost (0.05 = 5% of the mean cost).
+        epsilon: regularisation; relative to the mean pairwise cost (0.05 = 5% of the mean cost) when
+            ``relative`` is True (default), else in the units of the cost (e.g. 2 sigma^2 for SB-CFM).
         max_iter, tol, anneal: see :func:`sinkhorn`.
         sample: if True (default) every x1 gets an x0 drawn from the plan's conditional pi(. | x1) with
             ``torch.multinomial`` (and the generator); if False, the plan's argmax row per column (x0 may
@@ -653,5 +654,6 @@ class SinkhornCoupling(_OTBase):
     """
 
     def __init__(self, epsilon: float = 0.05, max_iter: int = 500, tol: float = 1e-6,
-                 anneal: Optional[float] = None, sample: bool = True):
-        super().__init__("sinkhorn", sample, dict(epsilon=epsilon, max_iter=max_iter, tol=tol, anneal=anneal))
+                 anneal: Optional[float] = None, sample: bool = True, relative: bool = True):
+        super().__init__("sinkhorn", sample, dict(epsilon=epsilon, max_iter=max_iter, tol=tol, anneal=anneal,
+                                                  relative=relative))
