@@ -72,9 +72,29 @@ def run(suite: Dict[str, Any], benchmarks_md: str = "BENCHMARKS.md") -> Dict[str
               f"(train {m.get('train_seconds', float('nan')):.0f} s, {m['sec_per_scene']:.3f} s/scene)", flush=True)
 
     md = _markdown(results, scenes, suite, benchmarks_md)
+    _save(results, run_root / "results.json")
     print(md)
     write_section(name, md, benchmarks_md)
     return {"results": results}
+
+
+def _save(results, path: Path) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=float))
+
+
+def render(results_or_runs: Dict[str, Any], suite: Dict[str, Any], benchmarks_md: str = "BENCHMARKS.md") -> str:
+    """Re-write the section from stored metrics (``{scene: metrics dict}`` or ``{scene: run_dir}`` holding
+    ``metrics.json``) without re-training, e.g. after a change of the table layout."""
+    import json
+
+    results = {s: (json.loads((Path(v) / "metrics.json").read_text()) if isinstance(v, (str, Path)) else v)
+               for s, v in results_or_runs.items()}
+    md = _markdown(results, list(results), suite, benchmarks_md)
+    write_section(suite.get("name", "trajectories"), md, benchmarks_md)
+    return md
 
 
 def _k(m: Dict[str, float]) -> int:
@@ -116,6 +136,14 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
     cmd = "sciflow benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else \
         "sciflow benchmark configs/benchmarks/trajectories.yaml"
     overrides = suite.get("overrides", [])
+    first = next(iter(results.values()))
+    over, temp = int(first.get("oversample", 1)), float(first.get("noise_scale", 1.0))
+    sampling = (f"Sampling: {int(first.get('nfe_per_sample', 0))} Euler steps; "
+                + (f"{over * k} futures drawn per agent and reduced to K = {k} by final position clustering "
+                   f"(k-means on endpoints, Xu et al. 2022), so the joint (scene-level) numbers below mix draws "
+                   f"across agents and are not true joint samples; " if over > 1 else "K i.i.d. joint draws; ")
+                + f"source noise scaled by {temp:g} at sampling time (trained with 1).")
+    note = suite.get("note", "")
     return f"""## trajectories: ETH/UCY leave-one-scene-out, minADE_{k} / minFDE_{k} [m]
 
 Observe 8 steps (3.2 s), predict 12 (4.8 s); every agent present in all 20 frames of a window (Social-GAN
@@ -123,6 +151,7 @@ rule), all windows of the test scene, best of K = {k} samples per agent (per-age
 agents). Ours: `agent_transformer` flow, source = constant-velocity guess + noise, trained from scratch per
 fold on this CPU (fold configs `configs/trajectories/<scene>.yaml`, suite overrides: `{overrides}`).
 Baselines measured here on the same windows; published rows are the papers' averages (not re-run).
+{sampling}
 
 {table}
 
@@ -133,4 +162,5 @@ Per fold (ours): training time, sampling time per scene (all K samples of all ag
 
 Command: `{cmd}`
 Machine: {machine_description()}
+{note}
 """
