@@ -24,3 +24,6 @@ from sciflow.paths.dirichlet import DirichletPath, LinearSimplexPath, dirichlet_
 from sciflow.paths.product import ProductPath  # noqa: E402
 
 __all__ += ["MixturePath", "DirichletPath", "LinearSimplexPath", "dirichlet_flow_coefficient", "ProductPath"]
+from sciflow.paths.spectral import SpectralPath, SpectralPremetric  # noqa: E402  (issue 3)
+
+__all__ += ["SpectralPath", "SpectralPremetric"]

@@ -16,3 +16,6 @@ from sciflow.spaces.se3 import SE3  # noqa: E402
 from sciflow.spaces.hyperbolic import Hyperbolic  # noqa: E402
 
 __all__ += ["Manifold", "Sphere", "Torus", "SO3", "IGSO3", "SE3", "Hyperbolic"]
+from sciflow.spaces.mesh import TriangleMesh  # noqa: E402  (issue 3, spectral premetric)
+
+__all__ += ["TriangleMesh"]
