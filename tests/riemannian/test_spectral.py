@@ -229,4 +229,4 @@ def test_short_training_run_moves_samples_toward_a_peak_near_a_vertex(bumpy):
     d_model = (x - peak).norm(dim=-1).mean()
     d_data = (data - peak).norm(dim=-1).mean()
     d_unif = (pool - peak).norm(dim=-1).mean()  # ~1.3
-    assert d_model < d_unif - 0.6 * (d_unif - d_data), (d_model, d_data, d_unif)
+    assert abs(d_model - d_data) < 0.12, (d_model, d_data, d_unif)  # measured 0.40 vs 0.37 (uniform 1.38)
