@@ -132,6 +132,11 @@ class SpectralPremetric:
         self.weights = torch.from_numpy(w)
         self._cache: Dict[Tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        return state
+
     def __repr__(self) -> str:
         extra = f", tau={self.tau}" if self.kind == "diffusion" else ""
         return f"SpectralPremetric({self.kind}, n_eigs={self.n_eigs}{extra})"

@@ -146,9 +146,15 @@ class TriangleMesh(Manifold):
             raise ValueError(f"faces {bad} are degenerate (zero area)")
         self.event_shape = (3,)
         self._cache: Dict[Tuple, Dict[str, torch.Tensor]] = {}
+        self._last = None
 
     def __repr__(self) -> str:
         return f"TriangleMesh(V={self.vertices.shape[0]}, F={self.faces.shape[0]}, area={self.area():.4g})"
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_cache"], state["_last"] = {}, None  # device caches and the weakref are rebuilt on demand
+        return state
 
     @property
     def dim(self) -> int:

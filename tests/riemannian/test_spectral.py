@@ -193,6 +193,33 @@ def test_target_velocity_decreases_the_premetric_at_the_scheduler_rate(bumpy):
     assert ((big_d_p - big_d) < 0).all()
 
 
+def test_log_prob_of_a_divergence_free_rotation_is_minus_log_area():
+    # a rotation w x x, projected face by face, has zero surface divergence: log p = log p_0 = -log A
+    m = TriangleMesh(*icosphere(2))
+
+    class Rot(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([0.3, -0.5, 1.0]))
+
+        def forward(self, x, t):
+            return torch.cross(self.w.expand_as(x), x, dim=-1)
+
+    flow = Flow(Rot(), space=m, path=SpectralPath(m, n_eigs=8))
+    x = m.random_base(32, generator=torch.Generator().manual_seed(8))
+    lp = flow.log_prob(x, steps=10, method="euler")
+    assert torch.allclose(lp, torch.full_like(lp, -math.log(m.area())), atol=1e-4)
+
+
+def test_mesh_and_path_pickle_without_their_caches(bumpy, bumpy_path):
+    import pickle
+
+    x = bumpy.random_base(4)
+    bumpy.locate(x)
+    p2 = pickle.loads(pickle.dumps(bumpy_path))
+    assert torch.allclose(p2.premetric.dist(x, x.flip(0)), bumpy_path.premetric.dist(x, x.flip(0)))
+
+
 def test_spectral_path_errors_and_registry(bumpy):
     p = build("path", "spectral", n_eigs=8)
     with pytest.raises(ValueError, match="no mesh"):
