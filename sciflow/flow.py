@@ -102,8 +102,13 @@ class Flow(nn.Module):
 
     # -- training --------------------------------------------------------------------------------
     def loss_per_example(self, x1: Any, cond: Any = None, x0: Any = None,
-                         generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Per-example flow-matching loss, shape ``(B,)``, for data ``x1`` and optional ``cond``."""
+                         generator: Optional[torch.Generator] = None, weight: Any = None) -> torch.Tensor:
+        """Per-example flow-matching loss, shape ``(B,)``, for data ``x1`` and optional ``cond``.
+
+        ``weight`` (optional, broadcastable to ``x1``, e.g. a mask of real vs padded elements) turns the
+        per-example mean over elements into the weighted mean sum(w * l) / sum(w); paths that support it
+        take a ``weight`` argument in their ``loss``.
+        """
         ref = first_leaf(x1)
         n = batch_size(x1)
         if x0 is None:
@@ -117,12 +122,16 @@ class Flow(nn.Module):
         if self.training and self.cond_dropout > 0:
             cond = drop_condition(cond, self.cond_dropout, generator=generator)
         output = self.model(sample.x_t, t, cond) if cond is not None else self.model(sample.x_t, t)
-        return self.path.loss(output, sample, self.prediction)
+        if weight is None:
+            return self.path.loss(output, sample, self.prediction)
+        if not _accepts(self.path.loss, "weight"):
+            raise TypeError(f"{type(self.path).__name__}.loss does not support per-element weights")
+        return self.path.loss(output, sample, self.prediction, weight=weight)
 
     def loss(self, x1: Any, cond: Any = None, x0: Any = None,
-             generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Scalar flow-matching loss (mean over the batch)."""
-        return self.loss_per_example(x1, cond=cond, x0=x0, generator=generator).mean()
+             generator: Optional[torch.Generator] = None, weight: Any = None) -> torch.Tensor:
+        """Scalar flow-matching loss (mean over the batch); ``weight`` as in :meth:`loss_per_example`."""
+        return self.loss_per_example(x1, cond=cond, x0=x0, generator=generator, weight=weight).mean()
 
     # -- fields ----------------------------------------------------------------------------------
     def predict(self, x: Any, t: torch.Tensor, cond: Any = None, guidance_scale: float = 1.0) -> Any:

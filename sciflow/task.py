@@ -82,6 +82,14 @@ class Task:
             raise ValueError(f"a batch tuple must be (x1,) or (x1, cond); got {len(batch)} elements")
         return batch, None
 
+    @staticmethod
+    def loss_weight(batch: Any) -> Any:
+        """Optional per-element loss weights of a collated batch (``batch["weight"]`` for dict batches),
+        broadcastable to ``x1``; e.g. a mask so padded elements do not dilute the loss. Default ``None``."""
+        if isinstance(batch, dict):
+            return batch.get("weight")
+        return None
+
     # -- model -----------------------------------------------------------------------------------
     def build_flow(self) -> Flow:
         """The flow to train, built from ``self.config.model`` and ``self.config.flow``."""

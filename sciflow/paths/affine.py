@@ -10,7 +10,7 @@ between them at any t where the 2x2 system [[alpha, sigma], [alpha', sigma']] is
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -56,10 +56,19 @@ class AffinePath(Path):
         self.check_prediction(prediction)
         return {"velocity": sample.dx_t, "x1": sample.x1, "noise": sample.x0}[prediction]
 
-    def loss(self, output: torch.Tensor, sample: PathSample, prediction: str) -> torch.Tensor:
-        """Mean squared error per example, shape ``(B,)``."""
-        diff = output - self.target(sample, prediction)
-        return diff.pow(2).flatten(1).mean(-1)
+    def loss(self, output: torch.Tensor, sample: PathSample, prediction: str,
+             weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Mean squared error per example, shape ``(B,)``.
+
+        ``weight`` (broadcastable to the states, e.g. a ``(B, N, 1, 1)`` mask of real agents) gives the
+        weighted mean sum(w (output - target)^2) / sum(w) per example; an example whose weights are all
+        zero contributes 0.
+        """
+        sq = (output - self.target(sample, prediction)).pow(2)
+        if weight is None:
+            return sq.flatten(1).mean(-1)
+        w = torch.broadcast_to(weight.to(sq.dtype), sq.shape).flatten(1)
+        return (w * sq.flatten(1)).sum(-1) / w.sum(-1).clamp_min(torch.finfo(sq.dtype).tiny)
 
     # -- exact conversions -----------------------------------------------------------------------
     def convert(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, source: str, dest: str) -> torch.Tensor:

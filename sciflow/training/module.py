@@ -25,9 +25,10 @@ class FlowModule(pl.LightningModule):
         split_batch: callable mapping a collated batch to ``(x1, cond)``.
     """
 
-    def __init__(self, flow: Flow, trainer_cfg: TrainerConfig, split_batch, seed: int = 0):
+    def __init__(self, flow: Flow, trainer_cfg: TrainerConfig, split_batch, seed: int = 0, loss_weight=None):
         super().__init__()
         self.seed = int(seed)
+        self.loss_weight = loss_weight if loss_weight is not None else (lambda batch: None)
         self.flow = flow
         self.cfg = trainer_cfg
         self.split_batch = split_batch
@@ -48,7 +49,8 @@ class FlowModule(pl.LightningModule):
         step = self.global_step
         # per-step generator: the draws of step k do not depend on what ran before, so resuming is exact
         g = step_generator(self.seed, step, self.global_rank, first_leaf(x1).device)
-        loss = self.flow.loss(x1, cond=cond, generator=g)
+        weight = self.loss_weight(batch)
+        loss = self.flow.loss(x1, cond=cond, generator=g, weight=weight)
         # a non-finite loss means diverged training; stop loudly (checked only when logging, so that
         # the host does not synchronise with the device every step)
         if step % self.cfg.log_every == 0 and not torch.isfinite(loss):
@@ -62,7 +64,7 @@ class FlowModule(pl.LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x1, cond = self.split_batch(batch)
         flow = self.sampling_flow()
-        loss = flow.loss(x1, cond=cond)
+        loss = flow.loss(x1, cond=cond, weight=self.loss_weight(batch))
         self.log("val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=self._batch_size(batch))
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -144,7 +144,7 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
         torch.set_num_threads(cfg.trainer.num_threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     flow = task.build_flow()
-    module = FlowModule(flow, cfg.trainer, task.split_batch, seed=cfg.seed)
+    module = FlowModule(flow, cfg.trainer, task.split_batch, seed=cfg.seed, loss_weight=task.loss_weight)
 
     tc = cfg.trainer
     trainer_holder: Dict[str, Any] = {}
@@ -223,7 +223,7 @@ def load_run(run_dir: Union[str, os.PathLike], ema: bool = True, map_location: A
     if not ckpt.exists():
         raise FileNotFoundError(f"run directory '{run_dir}' has no checkpoint at {CHECKPOINT}; train it first")
     task = build_task(cfg)
-    module = FlowModule(task.build_flow(), cfg.trainer, task.split_batch, seed=cfg.seed)
+    module = FlowModule(task.build_flow(), cfg.trainer, task.split_batch, seed=cfg.seed, loss_weight=task.loss_weight)
     state = torch.load(ckpt, map_location=map_location, weights_only=False)
     module.load_state_dict(state["state_dict"])
     flow = module.sampling_flow() if ema else module.flow

@@ -108,3 +108,27 @@ def test_float32_and_dtype_preserved():
     s = path.sample(x0, x1, torch.rand(4))
     assert isinstance(s, PathSample)
     assert s.x_t.dtype == torch.float32 and s.dx_t.dtype == torch.float32
+
+
+def test_weighted_loss_ignores_masked_elements():
+    import torch
+
+    from sciflow import Flow
+    from sciflow.paths import AffinePath
+    from sciflow.paths.base import PathSample
+    from sciflow.spaces import Euclidean
+
+    path = AffinePath()
+    x0, x1 = torch.zeros(2, 3, 2), torch.ones(2, 3, 2)
+    s = path.sample(x0, x1, torch.full((2,), 0.5))
+    out = s.dx_t.clone()
+    out[:, 2] += 10.0  # a "padded" element predicted badly
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])[:, :, None]
+    assert torch.allclose(path.loss(out, s, "velocity", weight=mask), torch.zeros(2))
+    assert path.loss(out, s, "velocity").min() > 30  # unweighted: the padded element dominates
+    # through the Flow: all-zero weights give zero loss; weights 1 equal the plain loss
+    flow = Flow(lambda x, t: torch.zeros_like(x), space=Euclidean((3, 2)))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    x = torch.randn(4, 3, 2)
+    assert flow.loss(x, weight=torch.zeros(4, 3, 1), generator=g()) == 0
+    assert torch.allclose(flow.loss(x, weight=torch.ones(4, 3, 1), generator=g()), flow.loss(x, generator=g()))
