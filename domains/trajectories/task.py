@@ -11,8 +11,9 @@ transport the constant-velocity guess to the data (t = 1) instead of pure noise;
 ``Flow(source=...)`` hook carries it, the path/sampler/trainer are the core's.
 
 Padding: padded agents have zero targets, zero source and the network zeroes its output for them, so they
-contribute exactly nothing to the loss (the per-scene mean still divides by the padded size, which only
-re-weights scenes by their agent count).
+contribute exactly nothing to the loss; :meth:`TrajectoryTask.loss_weight` passes the agent mask
+``(B, N, 1, 1)`` as per-element loss weights, so each scene's loss is the mean over its real agents only
+(sum(m * err^2) / sum(m)) instead of being diluted by the padded agent count of the batch.
 
 K futures per agent are drawn in parallel by repeating every scene K times along the batch.
 """
@@ -197,6 +198,12 @@ class TrajectoryTask(Task):
 
     def collate(self, items):
         return collate_scenes(items)
+
+    @staticmethod
+    def loss_weight(batch) -> torch.Tensor:
+        """Per-element loss weights: the agent mask ``(B, N, 1, 1)`` (1 real agent, 0 padding), broadcast
+        over the future steps and coordinates of ``x1 (B, N, pred_len, 2)``."""
+        return batch["cond"]["mask"][:, :, None, None]
 
     # -- model -----------------------------------------------------------------------------------
     def build_model(self) -> AgentTransformer:

@@ -4,12 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import shared_data
 import torch
 
 from sciflow.domains import trajectories as tj
 from sciflow.domains.trajectories.task import TrajectoryTask
 
-ETH_UCY = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eth_ucy"
+
 
 
 @pytest.fixture
@@ -228,6 +229,12 @@ def test_padded_agents_cost_nothing_and_stay_zero():
     lp = flow.loss_per_example(padded["x1"][:1], condp, x0=x0p, generator=g2)
     l1 = flow.loss_per_example(one["x1"], cond1, x0=x0, generator=torch.Generator().manual_seed(0))
     assert lp.item() * (n + 3) == pytest.approx(l1.item() * n, rel=1e-4)
+    # with the task's mask weights the padded scene's loss is the mean over its real agents only
+    w = task.loss_weight({"x1": padded["x1"][:1], "cond": condp})
+    assert w.shape == (1, n + 3, 1, 1)
+    lw = flow.loss_per_example(padded["x1"][:1], condp, x0=x0p, generator=torch.Generator().manual_seed(0),
+                               weight=w)
+    assert lw.item() == pytest.approx(l1.item(), rel=1e-4)
     src = flow.sample_source(2, cond=padded["cond"])
     assert (src[0, n:] == 0).all()
 
@@ -272,10 +279,9 @@ def test_model_trained_briefly_on_simulator_beats_constant_velocity(one_thread):
     assert ours["minFDE_20"] < 0.8 * cv["minFDE_20"]
 
 
-@pytest.mark.skipif(not ETH_UCY.is_dir(), reason="ETH/UCY copy not available")
 def test_constant_velocity_on_eth_matches_reference():
     # Constant velocity on the eth test scene, every agent in every 20-frame window (Social-GAN rule).
-    w = tj.load_split(ETH_UCY, "eth", "test")
+    w = tj.load_split(shared_data("eth_ucy"), "eth", "test")
     loader = torch.utils.data.DataLoader(tj.TrajectoryDataset(w), batch_size=64, collate_fn=tj.collate_scenes)
     r = tj.evaluate_predictor(tj.baseline_predictor("constant_velocity"), loader, k=1)
     assert r["minADE_1"] == pytest.approx(1.075, abs=0.01) and r["minFDE_1"] == pytest.approx(2.282, abs=0.01)
