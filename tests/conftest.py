@@ -8,7 +8,8 @@ import torch
 # pytest runs in importlib mode (test files in different folders share basenames); oracle helper modules
 # next to the tests (e.g. tests/interpolants/si_oracles.py) are imported by plain name, so put their
 # folders on sys.path. Helper module names must be unique across folders.
-for _folder in sorted(p for p in Path(__file__).parent.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+_here = Path(__file__).parent
+for _folder in [_here] + sorted(p for p in _here.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
     if str(_folder) not in sys.path:
         sys.path.append(str(_folder))
 

@@ -10,8 +10,8 @@ from sciflow.nn.mlp import MLP
 from sciflow.paths.geodesic import GeodesicPath
 from sciflow.spaces import IGSO3, SO3, Sphere
 from sciflow.spaces.so3 import exp_so3
+from shared_data import shared_data
 
-EARTH = "../shared/data/earth"
 
 
 @pytest.fixture(autouse=True)
@@ -66,8 +66,8 @@ def test_short_run_on_igso3_on_so3_reaches_distance_threshold():
 
 
 def test_earth_loader_reads_both_files_and_splits():
-    volc = load_latlon_csv(f"{EARTH}/volcano.csv")
-    quake = load_latlon_csv(f"{EARTH}/earthquake.csv")
+    volc = load_latlon_csv(shared_data("earth", "volcano.csv"))
+    quake = load_latlon_csv(shared_data("earth", "earthquake.csv"))
     assert volc.shape == (827, 2) and quake.shape == (6120, 2)
     s = random_split(volc, (0.8, 0.1, 0.1), seed=3)
     assert [len(s[k]) for k in ("train", "val", "test")] == [662, 83, 82]
@@ -97,7 +97,7 @@ def test_earth_task_builds_flow_and_evaluates(tmp_path):
     from sciflow.registry import get
 
     cfg = load_config("configs/riemannian/earth_volcano.yaml",
-                      ["model.hidden=16", "model.depth=1", "eval.nll_steps=2", "eval.grid_lat=4", "eval.grid_lon=8",
+                      [f"data.path={shared_data('earth', 'volcano.csv')}", "model.hidden=16", "model.depth=1", "eval.nll_steps=2", "eval.grid_lat=4", "eval.grid_lon=8",
                        "eval.grid_steps=2", "eval.n_samples=50", "sample.steps=2"])
     task = get("task", "earth")(cfg)
     assert len(task.train_dataset()) == 662 and len(task.val_dataset()) == 83
