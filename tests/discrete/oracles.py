@@ -55,28 +55,6 @@ def empirical_joint(x, vocab):
     return torch.bincount(idx, minlength=vocab ** length).to(torch.float64) / x.shape[0]
 
 
-def markov_posterior_logits(x, vocab, initial, transition):
-    """Exact log p(x1^i | x_t) ``(B, L, V)`` for a first-order Markov chain under a masked path.
-
-    ``x`` (B, L) holds tokens or the mask id ``vocab``; forward-backward messages over the observed
-    (unmasked) tokens: p(x^i = s | obs) proportional to P(x^i = s, obs_<i) P(obs_>i | x^i = s). At unmasked
-    positions the result is the delta on the observed token.
-    """
-    b, length = x.shape
-    initial, transition = initial.to(torch.float64), transition.to(torch.float64)
-    obs = torch.nn.functional.one_hot(x, vocab + 1)[..., :vocab].to(torch.float64)
-    obs = torch.where((x == vocab)[..., None], torch.ones_like(obs), obs)
-    fwd = torch.empty(b, length, vocab, dtype=torch.float64)
-    bwd = torch.empty_like(fwd)
-    cur = initial.expand(b, vocab)
-    for i in range(length):
-        fwd[:, i] = cur
-        nxt = (cur * obs[:, i]) @ transition
-        cur = nxt / nxt.sum(-1, keepdim=True)
-    cur = torch.ones(b, vocab, dtype=torch.float64)
-    for i in range(length - 1, -1, -1):
-        bwd[:, i] = cur
-        nxt = (cur * obs[:, i]) @ transition.T
-        cur = nxt / nxt.sum(-1, keepdim=True)
-    post = fwd * bwd * obs
-    return torch.log((post / post.sum(-1, keepdim=True)).clamp_min(1e-300))
+# exact forward-backward posterior of a Markov chain under a masked path (lives with the benchmark that
+# reports it; checked against the brute-force JointOracle in test_sequence_net.py)
+from sciflow.benchmarks.discrete import markov_posterior_logits  # noqa: E402,F401
