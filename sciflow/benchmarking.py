@@ -54,3 +54,28 @@ def markdown_table(header: list, rows: list) -> str:
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def publish(section: str, markdown: str, benchmarks_md) -> None:
+    """Print a suite's markdown and, unless ``benchmarks_md`` is falsy, write it as ``section``."""
+    print(markdown)
+    if benchmarks_md:
+        write_section(section, markdown, benchmarks_md)
+        print(f"[{section}] wrote section '{section}' of {benchmarks_md}")
+
+
+def benchmark_main(run, description: str, default_suite: str, argv=None) -> int:
+    """Command-line entry of a benchmark module: ``python -m sciflow.benchmarks.X [SUITE] [--out FILE]``."""
+    import argparse
+
+    import yaml
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("suite", nargs="?", default=default_suite)
+    p.add_argument("--out", default="BENCHMARKS.md", help="benchmarks file to update ('' to skip)")
+    args = p.parse_args(argv)
+    with open(args.suite) as fh:
+        suite = yaml.safe_load(fh) or {}
+    suite.setdefault("_path", args.suite)
+    run(suite, benchmarks_md=args.out or None)
+    return 0

@@ -98,3 +98,19 @@ def build(kind: str, name: str, **kwargs: Any) -> Any:
         return factory(**kwargs)
     except TypeError as err:
         raise TypeError(f"could not build {kind} '{name}' with arguments {sorted(kwargs)}: {err}") from err
+
+
+def build_spec(kind: str, spec: Any, **overrides: Any) -> Any:
+    """Build a component from a config spec: a registered name (``"cosine"``) or a mapping
+    ``{"name": ..., **kwargs}``; ``overrides`` are merged into the keyword arguments. Anything else is a
+    :class:`TypeError` naming ``kind``; callers pass ready-made objects through before calling this."""
+    if isinstance(spec, str):
+        return build(kind, spec, **overrides)
+    if isinstance(spec, dict):
+        if "name" not in spec:
+            raise ValueError(f"a {kind} mapping needs a 'name' key, got keys {sorted(spec)}")
+        kwargs = {k: v for k, v in spec.items() if k != "name"}
+        kwargs.update(overrides)
+        return build(kind, spec["name"], **kwargs)
+    raise TypeError(f"{kind} must be a registered name, a mapping with 'name' or a {kind} object, "
+                    f"got {type(spec).__name__}")

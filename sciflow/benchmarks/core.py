@@ -507,7 +507,7 @@ def _markdown(results: dict, suite: dict, command: str, machine: str) -> str:
 def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
     """Run the core suite described by ``suite`` (the YAML's mapping), print the tables, write the
     ``core`` section of ``benchmarks_md`` (skipped when it is ``None``) and return all figures."""
-    from sciflow.benchmarking import machine_description, write_section
+    from sciflow.benchmarking import machine_description, publish
 
     seed = int(suite.get("seed", 0))
     threads = suite.get("num_threads")
@@ -538,27 +538,14 @@ def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
     results["load_end"] = _load()
     command = suite.get("command") or _command(suite.get("_path"))
     md = _markdown(results, suite, command, machine_description())
-    print(md)
-    if benchmarks_md:
-        write_section(SECTION, md, benchmarks_md)
-        print(f"[core] wrote section '{SECTION}' of {benchmarks_md}")
+    publish(SECTION, md, benchmarks_md)
     return results
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    import argparse
+    from sciflow.benchmarking import benchmark_main
 
-    import yaml
-
-    p = argparse.ArgumentParser(description="sciflow core benchmark")
-    p.add_argument("suite", nargs="?", default="configs/benchmarks/core.yaml")
-    p.add_argument("--out", default="BENCHMARKS.md", help="benchmarks file to update ('' to skip)")
-    args = p.parse_args(argv)
-    with open(args.suite) as fh:
-        suite = yaml.safe_load(fh)
-    suite.setdefault("_path", args.suite)
-    run(suite, benchmarks_md=args.out or None)
-    return 0
+    return benchmark_main(run, "sciflow core benchmark", "configs/benchmarks/core.yaml", argv)
 
 
 if __name__ == "__main__":

@@ -183,7 +183,7 @@ def _markdown(results, suite, command, machine) -> str:
 def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
     """Run the interpolants suite (the YAML mapping), print the figures, write the ``interpolants`` section
     of ``benchmarks_md`` (skipped when ``None``) and return the figures."""
-    from sciflow.benchmarking import machine_description, write_section
+    from sciflow.benchmarking import machine_description, publish
 
     seed = int(suite.get("seed", 0))
     if suite.get("num_threads"):
@@ -199,27 +199,14 @@ def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
     results["wall_s"] = time.perf_counter() - t_start
     command = suite.get("command") or f"python -m sciflow.benchmarks.interpolants {suite.get('_path', 'configs/benchmarks/interpolants.yaml')}"
     md = _markdown(results, suite, command, machine_description())
-    print(md)
-    if benchmarks_md:
-        write_section(SECTION, md, benchmarks_md)
-        print(f"[interpolants] wrote section '{SECTION}' of {benchmarks_md}")
+    publish(SECTION, md, benchmarks_md)
     return results
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    import argparse
+    from sciflow.benchmarking import benchmark_main
 
-    import yaml
-
-    p = argparse.ArgumentParser(description="sciflow stochastic-interpolant benchmark")
-    p.add_argument("suite", nargs="?", default="configs/benchmarks/interpolants.yaml")
-    p.add_argument("--out", default="BENCHMARKS.md", help="benchmarks file to update ('' to skip)")
-    args = p.parse_args(argv)
-    with open(args.suite) as fh:
-        suite = yaml.safe_load(fh)
-    suite.setdefault("_path", args.suite)
-    run(suite, benchmarks_md=args.out or None)
-    return 0
+    return benchmark_main(run, "sciflow stochastic-interpolant benchmark", "configs/benchmarks/interpolants.yaml", argv)
 
 
 if __name__ == "__main__":

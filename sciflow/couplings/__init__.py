@@ -13,15 +13,10 @@ __all__ += ["ExactOTCoupling", "OTCoupling", "SinkhornCoupling", "ConditionalOTC
 
 def build_coupling(spec=None) -> Coupling:
     """Build from a name, a mapping ``{"name": ..., **kw}``, ``None`` (independent), or pass through."""
-    from sciflow.registry import build
+    from sciflow.registry import build_spec
 
     if spec is None:
         return IndependentCoupling()
     if isinstance(spec, Coupling) or (callable(spec) and not isinstance(spec, (str, dict))):
         return spec
-    if isinstance(spec, str):
-        return build("coupling", spec)
-    if isinstance(spec, dict):
-        spec = dict(spec)
-        return build("coupling", spec.pop("name"), **spec)
-    raise TypeError(f"coupling must be a name, a mapping or a Coupling, got {type(spec).__name__}")
+    return build_spec("coupling", spec)

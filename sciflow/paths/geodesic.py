@@ -42,17 +42,12 @@ def _scale(v: Any, s: torch.Tensor) -> Any:
 
 def build_space(spec):
     """A space from an instance, a registered name or a ``{"name": ..., **kwargs}`` mapping."""
-    from sciflow.registry import build
+    from sciflow.registry import build_spec
     from sciflow.spaces.base import Space
 
     if spec is None or isinstance(spec, Space) or hasattr(spec, "exp"):
         return spec
-    if isinstance(spec, str):
-        return build("space", spec)
-    if isinstance(spec, dict):
-        spec = dict(spec)
-        return build("space", spec.pop("name"), **spec)
-    raise TypeError(f"space must be a Space, a registered name or a mapping, got {type(spec).__name__}")
+    return build_spec("space", spec)
 
 
 @register("path", "geodesic")

@@ -101,13 +101,6 @@ class VPScheduler(Scheduler):
 
 def build_scheduler(spec) -> Scheduler:
     """Build a scheduler from a name, a ``{"name": ..., **kwargs}`` mapping, or pass an instance through."""
-    from sciflow.registry import build
+    from sciflow.registry import build_spec
 
-    if isinstance(spec, Scheduler):
-        return spec
-    if isinstance(spec, str):
-        return build("scheduler", spec)
-    if isinstance(spec, dict):
-        spec = dict(spec)
-        return build("scheduler", spec.pop("name"), **spec)
-    raise TypeError(f"scheduler must be a name, a mapping or a Scheduler, got {type(spec).__name__}")
+    return spec if isinstance(spec, Scheduler) else build_spec("scheduler", spec)

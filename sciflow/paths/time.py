@@ -70,13 +70,6 @@ class BetaTime(TimeSampler):
 
 def build_time_sampler(spec) -> TimeSampler:
     """Build from a name, a ``{"name": ..., **kwargs}`` mapping, or pass an instance through."""
-    from sciflow.registry import build
+    from sciflow.registry import build_spec
 
-    if isinstance(spec, TimeSampler):
-        return spec
-    if isinstance(spec, str):
-        return build("time_sampler", spec)
-    if isinstance(spec, dict):
-        spec = dict(spec)
-        return build("time_sampler", spec.pop("name"), **spec)
-    raise TypeError(f"time_sampler must be a name, a mapping or a TimeSampler, got {type(spec).__name__}")
+    return spec if isinstance(spec, TimeSampler) else build_spec("time_sampler", spec)

@@ -11,7 +11,7 @@ __all__ += ["SDESampler", "TorchSDESampler", "ParticleSampler"]  # issue 5
 def build_sampler(spec="euler", **overrides):
     """Build a sampler from a name (``"euler"``, ``"dopri5"``, ...), a mapping ``{"name": ..., **kw}``, or
     pass a callable through. ``overrides`` (e.g. ``steps=50``) are merged into the keyword arguments."""
-    from sciflow.registry import build
+    from sciflow.registry import build_spec
 
     if callable(spec) and not isinstance(spec, (str, dict)):
         if overrides:
@@ -20,14 +20,7 @@ def build_sampler(spec="euler", **overrides):
                 f"set them when building it, or pass the sampler by name"
             )
         return spec
-    if isinstance(spec, str):
-        return build("sampler", spec, **overrides)
-    if isinstance(spec, dict):
-        spec = dict(spec)
-        name = spec.pop("name")
-        spec.update(overrides)
-        return build("sampler", name, **spec)
-    raise TypeError(f"sampler must be a name, a mapping or a callable, got {type(spec).__name__}")
+    return build_spec("sampler", spec, **overrides)
 from sciflow.samplers.ctmc import CTMCSampler, mixture_jump  # noqa: E402
 from sciflow.samplers.product import ProductSampler  # noqa: E402
 
