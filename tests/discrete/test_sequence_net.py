@@ -87,3 +87,16 @@ def test_local_network_learns_markov_posterior_beyond_unigram():
     unigram = path.loss(freq.log().expand(*s.x_t.shape, v), s).mean().item()
     assert oracle < unigram - 0.1
     assert net - oracle < 0.25 * (unigram - oracle), (net, oracle, unigram)
+
+
+def test_benchmark_partial_run_keeps_recorded_part_a_once(tmp_path):
+    from sciflow.benchmarks.discrete import run
+
+    md = tmp_path / "B.md"
+    md.write_text("# b\n\n<!-- begin:discrete -->\n## Discrete\n\n### a. Simplex-dimension toy\n\ntext\n\n| K |\n|---|\n"
+                  "| 20 |\n\n### b. Markov-chain sequences\n\nold b\n<!-- end:discrete -->\n")
+    for _ in range(2):  # idempotent: the "recorded earlier" marker is added once
+        run({"parts": [], "notes": "N"}, benchmarks_md=str(md))
+        text = md.read_text()
+        assert text.count("Recorded by an earlier") == 1 and "| 20 |" in text and "old b" not in text
+        assert text.rstrip().endswith("N\n<!-- end:discrete -->") and "'parts=[]'" in text
