@@ -261,11 +261,22 @@ class TrajectoryDataset(torch.utils.data.Dataset):
             (all agents together, so pairwise distances are preserved).
         max_agents: scenes with more agents are split into spatial groups of at most ``max_agents``
             neighbouring agents (see :func:`spatial_groups`); ``None`` keeps whole scenes.
+        augment_scale: ``(lo, hi)`` with 0 < lo <= hi: multiply all coordinates of a scene (history, future,
+            positions) by a factor drawn log-uniformly in [lo, hi] each time it is read. At a fixed frame
+            rate this scales every speed by the same factor (and the distances between agents), so the
+            model sees faster and slower crowds than the training scenes hold. ``None``: no scaling.
     """
 
-    def __init__(self, windows: SceneWindows, augment_rotation: bool = False, max_agents: Optional[int] = None):
+    def __init__(self, windows: SceneWindows, augment_rotation: bool = False, max_agents: Optional[int] = None,
+                 augment_scale: Optional[Sequence[float]] = None):
         self.windows = windows
         self.augment_rotation = bool(augment_rotation)
+        if augment_scale is not None:
+            lo, hi = (float(v) for v in augment_scale)
+            if not (0 < lo <= hi):
+                raise ValueError(f"augment_scale must be (lo, hi) with 0 < lo <= hi, got {tuple(augment_scale)}")
+            augment_scale = (lo, hi)
+        self.augment_scale = augment_scale
         self.index: List[np.ndarray] = []
         for s in range(len(windows)):
             a, b = int(windows.ptr[s]), int(windows.ptr[s + 1])
@@ -283,6 +294,10 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         if self.augment_rotation:
             theta = float(torch.rand(()) * 2 * math.pi)
             st = {k: rotate(v, theta) for k, v in st.items()}
+        if self.augment_scale is not None:
+            lo, hi = self.augment_scale
+            f = math.exp(math.log(lo) + float(torch.rand(())) * (math.log(hi) - math.log(lo)))
+            st = {k: v * f for k, v in st.items()}
         return {"x1": st["fut"], "cond": {"hist": st["hist"], "pos": st["pos"]}}
 
 

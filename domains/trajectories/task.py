@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Dict, Literal, Optional
+from typing import Dict, Literal, Optional, Tuple
 
 import torch
 from pydantic import Field
@@ -59,6 +59,7 @@ class TrajDataConfig(StrictModel):
     min_agents: int = Field(1, ge=1)
     augment_rotation: bool = True
     max_agents: Optional[int] = Field(None, ge=1)
+    augment_scale: Optional[Tuple[float, float]] = None
     sim_scenes: int = Field(300, gt=0)
     sim_seed: int = 0
 
@@ -191,7 +192,7 @@ class TrajectoryTask(Task):
     def train_dataset(self):
         dc = self.data_cfg
         return TrajectoryDataset(self.windows("train"), augment_rotation=dc.augment_rotation,
-                                 max_agents=dc.max_agents)
+                                 max_agents=dc.max_agents, augment_scale=dc.augment_scale)
 
     def val_dataset(self):
         return TrajectoryDataset(self.windows("val"))

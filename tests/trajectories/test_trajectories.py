@@ -86,6 +86,25 @@ def test_rotation_augmentation_preserves_pairwise_distances():
         assert torch.allclose(a["x1"].norm(dim=-1), b["x1"].norm(dim=-1), atol=1e-4)
 
 
+def test_scale_augmentation_multiplies_every_coordinate_by_one_factor_in_range():
+    w = tj.make_windows(tj.simulate_social_force(n_scenes=3, agents=(4, 5), frames=25, seed=1), skip=3)
+    plain = tj.TrajectoryDataset(w)
+    aug = tj.TrajectoryDataset(w, augment_scale=(0.5, 2.0))
+    torch.manual_seed(0)
+    factors = []
+    for i in range(len(plain)):
+        a, b = plain[i], aug[i]
+        f = (b["x1"].norm() / a["x1"].norm()).item()
+        assert 0.5 - 1e-5 <= f <= 2.0 + 1e-5
+        for key in ("hist", "pos"):
+            assert torch.allclose(b["cond"][key], f * a["cond"][key], atol=1e-4)
+        assert torch.allclose(b["x1"], f * a["x1"], atol=1e-4)
+        factors.append(f)
+    assert max(factors) / min(factors) > 1.2  # it does draw different factors
+    with pytest.raises(ValueError, match="augment_scale"):
+        tj.TrajectoryDataset(w, augment_scale=(2.0, 1.0))
+
+
 def test_spatial_groups_partition_agents():
     pos = np.random.default_rng(0).normal(size=(37, 2)) * 5
     groups = tj.spatial_groups(pos, 8)
