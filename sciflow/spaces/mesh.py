@@ -8,9 +8,9 @@ on the surface in ambient coordinates, shape ``(B, 3)``; the premetric and condi
 Geometry (all batched torch, on the input's device and dtype):
 
 * ``locate(x) -> (face, bary, closest)``: the closest point of the surface to each ambient point, found
-  exactly and vectorised: a bounding-sphere lower bound |x - c_f| - r_f for every face (one ``cdist``)
+  exactly and vectorised: a bounding-sphere lower bound |x - c_f| - r_f for every face (one matmul)
   against the upper bound min_v |x - v| (distance to the nearest vertex, itself a surface point) prunes the
-  faces; the survivors (padded to the largest count in the batch) get the exact point-triangle test
+  faces; the surviving (point, face) pairs (typically ~10 per point) get the exact point-triangle test
   (projection onto the plane if it falls inside, else the closest point on one of the three edges).
   ``method="brute"`` tests every face, chunked over faces (the reference the tests compare against).
 * ``proj(x)`` = the closest surface point; ``proj_tangent(x, v)`` = v minus its component along the unit
@@ -223,23 +223,27 @@ class TriangleMesh(Manifold):
         return last[2], last[3], x
 
     def _locate_pruned(self, x, g):
-        # squared distances by the matmul expansion |x|^2 - 2 x.c + |c|^2 (fast), widened by a bound on its
-        # rounding error so that the pruning stays exact: lb is a true lower bound, ub a true upper bound
-        eps = 8 * torch.finfo(x.dtype).eps
-        xx = x.pow(2).sum(-1, keepdim=True)
-        vv, cc = g["v"].pow(2).sum(-1), g["cen"].pow(2).sum(-1)
-        d2v = xx - 2 * x @ g["v"].T + vv
-        ub = (d2v + eps * (xx + vv) * 4).amin(-1).clamp_min(0).sqrt()  # a vertex is a surface point
-        d2c = xx - 2 * x @ g["cen"].T + cc
-        lb = (d2c - eps * (xx + cc) * 4).clamp_min(0).sqrt() - g["rad"]
-        k = int((lb <= ub.unsqueeze(-1)).sum(-1).max())
-        cand = lb.topk(k, dim=-1, largest=False).indices  # (B, k): contains every face that may be closest
-        q, bary, d2 = closest_point_on_triangles(x.unsqueeze(1), g["a"][cand], g["b"][cand], g["c"][cand])
-        best = d2.argmin(-1, keepdim=True)
-        face = cand.gather(1, best).squeeze(1)
-        bary = bary.gather(1, best[..., None].expand(-1, 1, 3)).squeeze(1)
-        q = q.gather(1, best[..., None].expand(-1, 1, 3)).squeeze(1)
-        return face, bary, q
+        # Face f can hold the closest point only if |x - c_f| - r_f <= ub = min_v |x - v| (a vertex is a surface
+        # point), i.e. |x|^2 + |c_f|^2 - 2 x.c_f - (ub + r_f)^2 <= 0: one addmm over (B, F) with augmented
+        # rows [x, ub] and columns [c_f, r_f]. Both sides are widened by a bound on the rounding error of the
+        # expansion so that the pruning stays exact.
+        s = 32 * torch.finfo(x.dtype).eps
+        xx = x.pow(2).sum(-1)
+        vv, cc, rr = g["v"].pow(2).sum(-1), g["cen"].pow(2).sum(-1), g["rad"].pow(2)
+        d2v = torch.addmm((xx.unsqueeze(-1) + vv), x, g["v"].T, alpha=-2)
+        ub = (d2v.amin(-1) + s * (xx + vv.max())).clamp_min(0).sqrt()
+        uu = ub.pow(2)
+        bias = ((xx - uu - s * (xx + uu)).unsqueeze(-1) + (cc - rr - s * (cc + rr)))
+        lhs = torch.addmm(bias, torch.cat([x, ub.unsqueeze(-1)], -1),
+                          torch.cat([g["cen"], g["rad"].unsqueeze(-1)], -1).T, alpha=-2)
+        rows, cols = (lhs <= 0).nonzero(as_tuple=True)  # >= 1 face per row (any face at the nearest vertex)
+        q, bary, d2 = closest_point_on_triangles(x[rows], g["a"][cols], g["b"][cols], g["c"][cols])
+        n = x.shape[0]
+        best = torch.full((n,), float("inf"), device=x.device, dtype=x.dtype).scatter_reduce(0, rows, d2, "amin")
+        pair = torch.arange(rows.numel(), device=x.device)
+        pair = torch.where(d2 == best[rows], pair, torch.full_like(pair, rows.numel()))
+        sel = torch.full((n,), rows.numel(), device=x.device, dtype=torch.long).scatter_reduce(0, rows, pair, "amin")
+        return cols[sel], bary[sel], q[sel]
 
     def _locate_brute(self, x, g):
         nf = g["f"].shape[0]
