@@ -269,16 +269,16 @@ class SpectralPath(Path):
 
     @torch.no_grad()
     def simulate(self, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, steps: Optional[int] = None,
-                 return_trajectory: bool = False):
+                 return_trajectory: bool = False, feat1: Optional[torch.Tensor] = None):
         """x_t for per-example times t ``(B,)`` by integrating the conditional field from x0 in normalised time.
 
         Returns a :class:`~sciflow.samplers.SampleResult` (``.x`` = x_t ``(B, 3)``; the trajectory is in
-        normalised time s, example b being at time s * t_b).
+        normalised time s, example b being at time s * t_b). ``feat1`` = ``target_features(x1)`` if known.
         """
         from sciflow.samplers.ode import integrate
 
         mesh = self._mesh()
-        feat1 = self.target_features(x1)
+        feat1 = self.target_features(x1) if feat1 is None else feat1
         tt = t.to(x0.dtype)
 
         def field(y, s):
@@ -295,9 +295,10 @@ class SpectralPath(Path):
                 raise ValueError(f"{name} must be a tensor of shape (B, 3), got {getattr(a, 'shape', type(a))}")
         if t.shape != x0.shape[:1]:
             raise ValueError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
-        x_t = self.simulate(x0, x1, t).x
+        feat1 = self.target_features(x1)
+        x_t = self.simulate(x0, x1, t, feat1=feat1).x
         face = mesh.locate(x_t)[0]
-        u = self.conditional_velocity(x_t, t.to(x_t.dtype), self.target_features(x1), face=face)
+        u = self.conditional_velocity(x_t, t.to(x_t.dtype), feat1, face=face)
         return PathSample(x0=x0, x1=x1, t=t, x_t=x_t, dx_t=u, extra={"face": face})
 
     def loss(self, output: Any, sample: PathSample, prediction: str = "velocity") -> torch.Tensor:
