@@ -77,5 +77,7 @@ def benchmark_main(run, description: str, default_suite: str, argv=None) -> int:
     with open(args.suite) as fh:
         suite = yaml.safe_load(fh) or {}
     suite.setdefault("_path", args.suite)
+    module = getattr(run, "__module__", "sciflow.benchmarks")
+    suite.setdefault("_command", f"python -m {module} {args.suite}")
     run(suite, benchmarks_md=args.out or None)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import shlex
 import sys
 from typing import List, Optional
 
@@ -61,6 +62,9 @@ def _cmd_benchmark(args) -> int:
     with open(args.suite) as fh:
         suite = yaml.safe_load(fh) or {}
     suite = deep_merge(suite, parse_overrides(args.overrides))
+    # the runner records how it was invoked next to its results
+    suite.setdefault("_path", args.suite)
+    suite["_command"] = " ".join(["sciflow", "benchmark", args.suite, *(shlex.quote(o) for o in args.overrides)])
     runner = suite.get("runner")
     if not isinstance(runner, str) or ":" not in runner:
         raise ConfigError(f"benchmark suite '{args.suite}' needs a key 'runner: package.module:function'")

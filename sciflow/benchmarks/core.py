@@ -536,7 +536,7 @@ def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
         results["quality"] = bench_quality(suite.get("quality", {}), seed, data)
     results["wall_s"] = time.perf_counter() - t_start
     results["load_end"] = _load()
-    command = suite.get("command") or _command(suite.get("_path"))
+    command = suite.get("_command") or suite.get("command") or _command(suite.get("_path"))
     md = _markdown(results, suite, command, machine_description())
     publish(SECTION, md, benchmarks_md)
     return results

@@ -197,7 +197,7 @@ def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
             results[f"{name}_torchsde"] = bench_torchsde(name, res, suite.get("torchsde", {}), seed)
         results[name] = {k: res[k] for k in ("train_s", "floor", "rows", "eps_sb")}
     results["wall_s"] = time.perf_counter() - t_start
-    command = suite.get("command") or f"python -m sciflow.benchmarks.interpolants {suite.get('_path', 'configs/benchmarks/interpolants.yaml')}"
+    command = suite.get("_command") or suite.get("command") or f"python -m sciflow.benchmarks.interpolants {suite.get('_path', 'configs/benchmarks/interpolants.yaml')}"
     md = _markdown(results, suite, command, machine_description())
     publish(SECTION, md, benchmarks_md)
     return results
