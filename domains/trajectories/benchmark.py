@@ -133,8 +133,9 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
           f"{results[s][f'jointADE_{k}']:.2f} / {results[s][f'jointFDE_{k}']:.2f}",
           f"{results[s]['collision_rate']:.3f} / {results[s]['gt_collision_rate']:.3f}",
           int(results[s]["scenes"]), int(results[s]["agents"])] for s in scenes])
-    cmd = "sciflow benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else \
-        "sciflow benchmark configs/benchmarks/trajectories.yaml"
+    cmd = suite.get("_command") or (
+        "sciflow benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2
+        else "sciflow benchmark configs/benchmarks/trajectories.yaml")
     overrides = suite.get("overrides", [])
     first = next(iter(results.values()))
     over, temp = int(first.get("oversample", 1)), float(first.get("noise_scale", 1.0))
