@@ -1,11 +1,21 @@
-"""Samplers: every sampler is ``sampler(flow, x0, cond=None, guidance_scale=1.0, ...) -> SampleResult``."""
-from sciflow.samplers.base import CountingField, SampleResult, time_grid
-from sciflow.samplers.ode import ODESampler, integrate
-from sciflow.samplers.sde import SDESampler, TorchSDESampler  # issue 5
-from sciflow.samplers.particles import ParticleSampler  # issue 5
+"""Samplers: every sampler is ``sampler(flow, x0, cond=None, guidance_scale=1.0, return_trajectory=False,
+progress=False, [generator=None]) -> SampleResult`` and reports its NFE.
 
-__all__ = ["CountingField", "SampleResult", "time_grid", "ODESampler", "integrate", "build_sampler"]
-__all__ += ["SDESampler", "TorchSDESampler", "ParticleSampler"]  # issue 5
+ODE (fixed-step through the space's exponential map, adaptive via torchdiffeq), SDE (Euler-Maruyama,
+stochastic Heun, torchsde), CTMC for discrete tokens, one joint loop for product states, and particle
+samplers (SMC / best-of-N) with a reward.
+"""
+from sciflow.samplers.base import CountingField, SampleResult, time_grid
+from sciflow.samplers.ctmc import CTMCSampler, mixture_jump
+from sciflow.samplers.ode import ODESampler, integrate
+from sciflow.samplers.particles import ParticleSampler
+from sciflow.samplers.product import ProductSampler
+from sciflow.samplers.sde import SDESampler, TorchSDESampler
+
+__all__ = [
+    "CountingField", "SampleResult", "time_grid", "ODESampler", "integrate", "build_sampler",
+    "SDESampler", "TorchSDESampler", "ParticleSampler", "CTMCSampler", "mixture_jump", "ProductSampler",
+]
 
 
 def build_sampler(spec="euler", **overrides):
@@ -21,7 +31,3 @@ def build_sampler(spec="euler", **overrides):
             )
         return spec
     return build_spec("sampler", spec, **overrides)
-from sciflow.samplers.ctmc import CTMCSampler, mixture_jump  # noqa: E402
-from sciflow.samplers.product import ProductSampler  # noqa: E402
-
-__all__ += ["CTMCSampler", "mixture_jump", "ProductSampler"]
