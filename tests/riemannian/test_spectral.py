@@ -194,7 +194,8 @@ def test_target_velocity_decreases_the_premetric_at_the_scheduler_rate(bumpy):
 
 
 def test_log_prob_of_a_divergence_free_rotation_is_minus_log_area():
-    # a rotation w x x, projected face by face, has zero surface divergence: log p = log p_0 = -log A
+    # a rotation w x x, projected face by face, has zero divergence inside every face, so the change of
+    # variables returns the base density -log A (checks the mesh's divergence/base wiring, not edge fluxes)
     m = TriangleMesh(*icosphere(2))
 
     class Rot(torch.nn.Module):
