@@ -72,3 +72,15 @@ def test_atomic_save_leaves_old_file_on_failure(tmp_path):
         atomic_torch_save({"bad": Unpicklable()}, target)
     assert torch.equal(torch.load(target)["a"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+def test_warmup_ema_follows_early_weights_then_slows():
+    from sciflow.training.module import warmup_ema
+
+    upd = warmup_ema(0.999)
+    avg, cur = [torch.zeros(3)], [torch.ones(3)]
+    upd(avg, cur, torch.tensor(0))  # first update: decay 0.1 -> 90% of the way
+    assert torch.allclose(avg[0], torch.full((3,), 0.9))
+    avg = [torch.zeros(3)]
+    upd(avg, cur, torch.tensor(10**6))  # late: the configured decay
+    assert torch.allclose(avg[0], torch.full((3,), 0.001))
