@@ -17,8 +17,9 @@ c. **exp + log speed** on the same N points (default 20,000): sciflow's closed f
    with numpy<2.4) on the same points, saved to a temporary .npy file.
 
 Run: ``python -m sciflow.benchmarks.riemannian configs/benchmarks/riemannian.yaml`` (or ``sciflow
-benchmark configs/benchmarks/riemannian.yaml``). Prints the tables and writes the ``riemannian`` section
-of BENCHMARKS.md. Time convention: t = 0 source (uniform on S^2), t = 1 data.
+benchmark configs/benchmarks/riemannian.yaml``); ``--parts known`` runs only that part and reads the others
+from the results files of earlier runs. Prints the tables and writes the ``riemannian`` section of
+BENCHMARKS.md. Time convention: t = 0 source (uniform on S^2), t = 1 data.
 """
 from __future__ import annotations
 
@@ -390,7 +391,7 @@ def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
     Parts: "earth", "known", "speed". Each part run saves its results to ``<run_root>/<part>.json``
     (``run_root`` from the ``earth`` section). Parts listed in ``suite["reuse"]`` (a mapping part -> JSON
     file) are not run: their recorded results are loaded and the section says so, with the date the
-    file was written.
+    file was written; so are parts not in ``parts`` whose ``<run_root>/<part>.json`` exists.
     """
     from sciflow.benchmarking import machine_description, write_section
 
@@ -404,7 +405,9 @@ def run(suite: dict, benchmarks_md: str = "BENCHMARKS.md") -> dict:
         raise ValueError(f"unknown benchmark parts {unknown}; choose from {sorted(runners)}")
     results: Dict[str, Any] = {}
     reused: Dict[str, str] = {}
-    for part, file in (suite.get("reuse") or {}).items():
+    reuse = {k: str(root / f"{k}.json") for k in runners if k not in parts and (root / f"{k}.json").exists()}
+    reuse.update(suite.get("reuse") or {})
+    for part, file in reuse.items():
         if part not in runners:
             raise ValueError(f"reuse: unknown part {part!r}; choose from {sorted(runners)}")
         if part in parts:
@@ -438,8 +441,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("suite", help="configs/benchmarks/riemannian.yaml")
     p.add_argument("--benchmarks-md", default="BENCHMARKS.md")
+    p.add_argument("--parts", nargs="+", choices=["earth", "known", "speed"],
+                   help="run only these parts; the others are read from <run_root>/<part>.json when present")
     args = p.parse_args(argv)
     suite = yaml.safe_load(Path(args.suite).read_text())
+    if args.parts:
+        suite["parts"] = args.parts
     run(suite, args.benchmarks_md)
     return 0
 
