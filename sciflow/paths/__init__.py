@@ -1,6 +1,15 @@
-"""Probability paths, schedulers and training-time distributions."""
+"""Probability paths, schedulers and training-time distributions.
+
+A path answers: how are x0 (t = 0, source) and x1 (t = 1, data) joined at time t, what does the network
+regress, and what velocity does a sampler integrate (see :class:`Path`).
+"""
 from sciflow.paths.affine import AffinePath
 from sciflow.paths.base import Path, PathSample, expand_like
+from sciflow.paths.dirichlet import DirichletPath, LinearSimplexPath, dirichlet_flow_coefficient
+from sciflow.paths.discrete import MixturePath
+from sciflow.paths.geodesic import GeodesicPath
+from sciflow.paths.interpolants import StochasticInterpolantPath, build_gamma, build_interpolant
+from sciflow.paths.product import ProductPath
 from sciflow.paths.schedulers import (
     CondOTScheduler,
     CosineScheduler,
@@ -10,20 +19,13 @@ from sciflow.paths.schedulers import (
     VPScheduler,
     build_scheduler,
 )
+from sciflow.paths.spectral import SpectralPath, SpectralPremetric
 from sciflow.paths.time import BetaTime, LogitNormalTime, TimeSampler, UniformTime, build_time_sampler
-from sciflow.paths.interpolants import StochasticInterpolantPath, build_gamma, build_interpolant  # issue 5
 
 __all__ = [
-    "AffinePath", "Path", "PathSample", "expand_like",
+    "Path", "PathSample", "expand_like", "AffinePath", "GeodesicPath", "SpectralPath", "SpectralPremetric",
+    "StochasticInterpolantPath", "build_gamma", "build_interpolant", "MixturePath", "DirichletPath",
+    "LinearSimplexPath", "dirichlet_flow_coefficient", "ProductPath",
     "Scheduler", "SchedulerOutput", "CondOTScheduler", "CosineScheduler", "PolynomialScheduler", "VPScheduler",
     "build_scheduler", "TimeSampler", "UniformTime", "LogitNormalTime", "BetaTime", "build_time_sampler",
 ]
-__all__ += ["StochasticInterpolantPath", "build_gamma", "build_interpolant"]  # issue 5
-from sciflow.paths.discrete import MixturePath  # noqa: E402
-from sciflow.paths.dirichlet import DirichletPath, LinearSimplexPath, dirichlet_flow_coefficient  # noqa: E402
-from sciflow.paths.product import ProductPath  # noqa: E402
-
-__all__ += ["MixturePath", "DirichletPath", "LinearSimplexPath", "dirichlet_flow_coefficient", "ProductPath"]
-from sciflow.paths.spectral import SpectralPath, SpectralPremetric  # noqa: E402  (issue 3)
-
-__all__ += ["SpectralPath", "SpectralPremetric"]
