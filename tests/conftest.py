@@ -22,3 +22,9 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def one_thread():
+    """Kept for tests that ask for it explicitly; the session fixture above already pins one thread."""
+    yield

@@ -195,14 +195,6 @@ def _w2(a, b):
     return math.sqrt(ot.emd2(w, w, m, numItermax=1_000_000))
 
 
-@pytest.fixture
-def one_thread():
-    """Small nets on a shared 2-core box: intra-op threading makes them ~50x slower under contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_short_training_reaches_target_w2(one_thread):
     """A few seconds on one CPU core: 2-D anisotropic Gaussian target, W2 to held-out data below a threshold

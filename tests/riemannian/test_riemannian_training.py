@@ -14,14 +14,6 @@ from shared_data import shared_data
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread is faster, and much faster on a contended shared CPU."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
 
 def _train(flow, data, steps, lr=3e-3, batch=128, seed=0):
     torch.manual_seed(seed)

@@ -11,13 +11,6 @@ from sciflow.registry import build
 from sciflow.spaces.mesh import TriangleMesh, closest_point_on_triangles, icosphere, torus_mesh
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
 
 @pytest.fixture(scope="module")
 def bumpy():

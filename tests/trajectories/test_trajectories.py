@@ -1,6 +1,4 @@
 """Tests of the trajectories domain: loader, windows, augmentation, metrics, baselines, task, training."""
-import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,14 +10,6 @@ from sciflow.domains.trajectories.task import TrajectoryTask
 
 
 
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine this is >10x faster than two contending threads."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _grid_tracks():
