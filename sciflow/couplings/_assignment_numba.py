@@ -1,6 +1,6 @@
 """Compiled (numba) Gauss-Seidel auction with epsilon scaling and certified primal-dual gap.
 
-Used by :func:`sciflow.couplings.ot.assignment` as ``method="sparse_auction"``. Requires the optional
+Used by :func:`sciflow.couplings.solvers.assignment` as ``method="sparse_auction"``. Requires the optional
 dependency ``numba``; importing this module without it raises ImportError.
 
 Algorithm (Bertsekas, 1988, "The auction algorithm: a distributed relaxation method for the assignment

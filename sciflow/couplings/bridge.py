@@ -34,7 +34,7 @@ class SchrodingerBridgeCoupling(SinkhornCoupling):
 
     Args:
         sigma: noise level of the reference Brownian motion (the same sigma as the bridge path's gamma).
-        max_iter, tol, anneal: Sinkhorn settings (see :func:`sciflow.couplings.ot.sinkhorn`); ``tol`` is the
+        max_iter, tol, anneal: Sinkhorn settings (see :func:`sciflow.couplings.solvers.sinkhorn`); ``tol`` is the
             L1 error of the plan's row marginal, 1e-3 by default (pairs are drawn from the plan, so a tighter
             fit buys nothing visible); small sigma on spread-out data converges faster with ``anneal=2.0``.
         sample: draw x0 from the plan's conditional pi(x0 | x1) (default, as SB-CFM) or take its argmax.
