@@ -80,24 +80,12 @@ class AgentTransformer(nn.Module):
             inputs are rotated by -theta_i and outputs by +theta_i, so the agent-wise part of the field is
             exactly equivariant to rotations of the scene. Positions between agents (``pos``, distances)
             stay in the scene frame; rotation augmentation covers those.
-        speed_norm: speed-normalised agent inputs. Each agent's observed mean speed
-            ``v_i = mean_j ||h_{j+1} - h_j||`` (metres per step) gives a factor
-            ``c_i = max(v_i, speed_floor) / speed_ref``; the agent's noisy future, history and velocities are
-            divided by ``c_i`` before the embedding and its output (a position-like quantity, linear in the
-            trajectory scale) is multiplied by ``c_i``. The agent-wise map is then equivariant to a uniform
-            speed-up of the agent (above the floor), which covers test scenes whose frame step differs from
-            training (ETH's Social-GAN file). Positions between agents stay in metres.
-        speed_floor, speed_ref: floor on ``v_i`` and reference speed (m / step) of the normalisation.
     """
 
     def __init__(self, obs_len: int = 8, pred_len: int = 12, d_model: int = 128, heads: int = 4,
                  depth: int = 3, time_dim: int = 64, scale: float = 2.0, dropout: float = 0.0,
-                 canonical: bool = True, speed_norm: bool = False, speed_floor: float = 0.1,
-                 speed_ref: float = 0.25):
+                 canonical: bool = True):
         super().__init__()
-        if speed_floor <= 0 or speed_ref <= 0:
-            raise ValueError(f"speed_floor ({speed_floor}) and speed_ref ({speed_ref}) must be positive")
-        self.speed_norm, self.speed_floor, self.speed_ref = bool(speed_norm), float(speed_floor), float(speed_ref)
         if d_model % heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
         self.obs_len, self.pred_len, self.scale = int(obs_len), int(pred_len), float(scale)
@@ -134,10 +122,6 @@ class AgentTransformer(nn.Module):
             x = rotate(x, -theta[..., None])
             hist = rotate(hist, -theta[..., None])
         vel = hist[:, :, 1:] - hist[:, :, :-1]
-        if self.speed_norm:
-            # c_i = max(mean observed speed, floor) / ref: (B, N, 1, 1); depends on cond only
-            c = (vel.norm(dim=-1).mean(dim=-1).clamp_min(self.speed_floor) / self.speed_ref)[..., None, None]
-            x, hist, vel = x / c, hist / c, vel / c
         feat = torch.cat([x.flatten(2) / s, hist.flatten(2) / s, vel.flatten(2) * (2.0 / s), pos / (4 * s)], dim=-1)
         h = self.embed(feat)
         temb = self.time(t)
@@ -147,8 +131,6 @@ class AgentTransformer(nn.Module):
         for blk in self.blocks:
             h = blk(h, temb, dist, key_bias)
         out = self.head(self.norm(h)).view(B, N, self.pred_len, 2)
-        if self.speed_norm:
-            out = out * c
         if self.canonical:
             out = rotate(out, theta[..., None])
         return out * m[:, :, None, None]

@@ -82,9 +82,6 @@ class TrajModelConfig(StrictModel):
     scale: float = Field(2.0, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     canonical: bool = True
-    speed_norm: bool = False
-    speed_floor: float = Field(0.1, gt=0)
-    speed_ref: float = Field(0.25, gt=0)
     prior: Literal["constant_velocity", "zero"] = "constant_velocity"
     prior_std: float = Field(1.0, gt=0)
 
@@ -214,8 +211,7 @@ class TrajectoryTask(Task):
         mc, dc = self.model_cfg, self.data_cfg
         return AgentTransformer(obs_len=dc.obs_len, pred_len=dc.pred_len, d_model=mc.d_model, heads=mc.heads,
                                 depth=mc.depth, time_dim=mc.time_dim, scale=mc.scale, dropout=mc.dropout,
-                                canonical=mc.canonical, speed_norm=mc.speed_norm,
-                                speed_floor=mc.speed_floor, speed_ref=mc.speed_ref)
+                                canonical=mc.canonical)
 
     def build_flow(self) -> Flow:
         mc = self.model_cfg

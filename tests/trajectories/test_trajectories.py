@@ -313,32 +313,3 @@ def test_final_position_clustering_keeps_one_sample_per_mode():
     # every kept future is one of the input samples (no averaging of trajectories)
     flat = samples[0, :, 0].reshape(90, -1)
     assert all((flat - out[0, k, 0].reshape(1, -1)).abs().sum(-1).min() < 1e-6 for k in range(3))
-
-
-def test_speed_normalised_model_is_equivariant_to_agent_speed_up():
-    # with speed_norm, scaling an agent's history and noisy future by lam (speeds above the floor) scales
-    # its output by lam exactly; scene positions are unchanged so interactions are unchanged
-    torch.manual_seed(0)
-    model = tj.AgentTransformer(d_model=32, heads=2, depth=2, time_dim=16, speed_norm=True,
-                                speed_floor=0.1).double()
-    B, N = 2, 3
-    steps = torch.arange(-7, 1, dtype=torch.float64)[:, None]
-    dirs = torch.randn(B, N, 1, 2, dtype=torch.float64)
-    dirs = 0.3 * dirs / dirs.norm(dim=-1, keepdim=True)
-    hist = steps * dirs + 0.01 * torch.randn(B, N, 8, 2, dtype=torch.float64)
-    hist = hist - hist[:, :, -1:]
-    x = torch.randn(B, N, 12, 2, dtype=torch.float64)
-    pos = torch.randn(B, N, 2, dtype=torch.float64)
-    mask = torch.ones(B, N, dtype=torch.float64)
-    t = torch.tensor([0.2, 0.8], dtype=torch.float64)
-    out = model(x, t, {"hist": hist, "pos": pos, "mask": mask})
-    lam = 1.7
-    out2 = model(lam * x, t, {"hist": lam * hist, "pos": pos, "mask": mask})
-    assert torch.allclose(out2, lam * out, atol=1e-9)
-    # an agent standing still sits at the floor: its factor (and so the map) does not follow the speed-up
-    still = torch.zeros_like(hist)
-    o1 = model(x, t, {"hist": still, "pos": pos, "mask": mask})
-    o2 = model(lam * x, t, {"hist": lam * still, "pos": pos, "mask": mask})
-    assert not torch.allclose(o2, lam * o1, atol=1e-3)
-    with pytest.raises(ValueError, match="speed_floor"):
-        tj.AgentTransformer(speed_norm=True, speed_floor=0.0)
