@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from sciflow.paths.base import Path, PathSample, expand_like
 from sciflow.paths.schedulers import Scheduler, build_scheduler
 from sciflow.registry import register
+from sciflow.spaces.discrete import mask_token_id, num_token_states
 
 LOSSES = ("cross_entropy", "generalized_kl")
 
@@ -76,11 +77,11 @@ class MixturePath(Path):
 
     @property
     def mask_token(self) -> Optional[int]:
-        return self.vocab_size if self.source == "mask" else None
+        return mask_token_id(self.vocab_size, self.source)
 
     @property
     def num_states(self) -> int:
-        return self.vocab_size + (1 if self.source == "mask" else 0)
+        return num_token_states(self.vocab_size, self.source)
 
     def kappa(self, t: torch.Tensor):
         """(kappa_t, kappa'_t), each of the shape of ``t``."""

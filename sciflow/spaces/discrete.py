@@ -22,6 +22,16 @@ from sciflow.spaces.base import Space
 SOURCES = ("mask", "uniform")
 
 
+
+def mask_token_id(vocab_size: int, source: str) -> Optional[int]:
+    """The mask token's id for a masked source (the extra id ``V`` after the V real tokens), else ``None``."""
+    return vocab_size if source == "mask" else None
+
+
+def num_token_states(vocab_size: int, source: str) -> int:
+    """Ids a position can hold: V real tokens, plus the mask token for a masked source."""
+    return vocab_size + (1 if source == "mask" else 0)
+
 @register("space", "tokens")
 class Tokens(Space):
     """Sequences of categorical tokens.
@@ -51,12 +61,12 @@ class Tokens(Space):
     @property
     def mask_token(self) -> Optional[int]:
         """Id of the absorbing mask token (``V``) for a masked source, else ``None``."""
-        return self.vocab_size if self.source == "mask" else None
+        return mask_token_id(self.vocab_size, self.source)
 
     @property
     def num_states(self) -> int:
         """Number of ids a position can hold: V + 1 with a mask token, else V (network embedding size)."""
-        return self.vocab_size + (1 if self.source == "mask" else 0)
+        return num_token_states(self.vocab_size, self.source)
 
     # -- geometry: none ----------------------------------------------------------------------------
     def exp(self, x, v):

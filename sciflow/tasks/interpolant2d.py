@@ -89,10 +89,11 @@ class Interpolant2DTask(Task):
         model = MultiFieldModel(**nets)
         if path.antithetic:
             model = AntitheticModel(model)
-        flow = self.make_flow(model, space=Euclidean(2), path=path, source=self._source())
+        extra = {}
         if path.gamma.singular_derivative or path.interpolant.gaussian_source:
-            flow.t_eps = max(flow.t_eps, 1e-3)  # gamma' is infinite at t = 0, 1: keep training times inside
-        return flow
+            # gamma' is infinite at t = 0, 1: keep training times and the sampling interval inside
+            extra["t_eps"] = max(fc.t_eps or 0.0, 1e-3)
+        return self.make_flow(model, space=Euclidean(2), path=path, source=self._source(), **extra)
 
     def evaluate(self, flow, run_dir: Path) -> Dict[str, float]:
         from sciflow.metrics import mmd, w2
