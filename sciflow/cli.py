@@ -3,6 +3,7 @@
     sciflow train CONFIG_OR_RUN_DIR [key=value ...]    train from YAML (resumes an existing run dir)
     sciflow sample RUN_DIR --n 64 --out samples.pt     draw samples from a trained run
     sciflow evaluate RUN_DIR                           metrics (and baselines) of a trained run
+    sciflow distill RUN_DIR [key=value ...]            one-step student by IMLE in RUN_DIR/distill
     sciflow benchmark SUITE.yaml [key=value ...]       run a benchmark suite, update BENCHMARKS.md
     sciflow list [KIND]                                registered components (tasks, paths, samplers, ...)
 """
@@ -51,6 +52,17 @@ def _cmd_evaluate(args) -> int:
     metrics = evaluate_run(args.run_dir)
     print(f"metrics of {args.run_dir} (also in {args.run_dir}/metrics.json):")
     _print_metrics(metrics)
+    return 0
+
+
+def _cmd_distill(args) -> int:
+    from sciflow.training.distill import distill
+
+    result = distill(args.run_dir, args.overrides, evaluate=not args.no_eval)
+    print(f"one-step student: {result.run_dir} ({result.train_seconds:.0f} s)")
+    if result.metrics:
+        print("metrics:")
+        _print_metrics(result.metrics)
     return 0
 
 
@@ -108,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a trained run; writes RUN_DIR/metrics.json")
     p.add_argument("run_dir")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("distill", help="distil a trained run into a one-step sampler (IMLE); writes RUN_DIR/distill")
+    p.add_argument("run_dir", help="a trained run directory (the teacher)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. distill.max_steps=500 eval.noise_scale=1")
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation of the student")
+    p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("benchmark", help="run a benchmark suite and update BENCHMARKS.md")
     p.add_argument("suite", help="suite YAML, e.g. configs/benchmarks/core.yaml")

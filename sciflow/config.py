@@ -84,6 +84,28 @@ class SampleConfig(_Strict):
     guidance_scale: float = 1.0
 
 
+class DistillConfig(_Strict):
+    """One-step distillation of a trained run (``sciflow distill RUN_DIR``), see :mod:`sciflow.distill`.
+
+    The student is a copy of the teacher flow (initialised from its weights unless ``init_from_teacher``
+    is false) trained by conditional IMLE to reproduce ``teacher_samples`` teacher draws per condition
+    with the nearest of ``candidates`` one-step draws; the trainer settings below replace the teacher's.
+    """
+
+    method: Literal["imle"] = "imle"
+    max_steps: int = Field(1000, gt=0)
+    batch_size: Optional[int] = Field(None, gt=0)  # conditions per step; None = trainer.batch_size
+    lr: float = Field(2e-4, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
+    teacher_samples: int = Field(20, gt=0)
+    candidates: int = Field(20, gt=0)
+    teacher_steps: Optional[int] = Field(None, gt=0)  # None = sample.steps of the teacher run
+    init_from_teacher: bool = True
+    ckpt_every: int = Field(250, gt=0)
+
+
 class RunConfig(_Strict):
     """The whole resolved configuration of a run."""
 
@@ -98,6 +120,7 @@ class RunConfig(_Strict):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     eval: Dict[str, Any] = Field(default_factory=dict)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
 
     @field_validator("name")
     @classmethod

@@ -135,6 +135,22 @@ class Task:
         """Metrics of a trained flow (written to ``run_dir/metrics.json`` by the caller); may save plots."""
         return {}
 
+    def teacher_samples(self, flow: Flow, cond: Any, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """``n`` samples of ``flow`` for each of the G conditions in ``cond``: ``(G, n, *event_shape)``.
+
+        Used as IMLE targets by ``sciflow distill``; the default integrates with the ``sample`` section
+        (``distill.teacher_steps`` overrides the step count). ``cond=None`` means one unconditional group.
+        Tasks override this when their evaluation samples differently (e.g. a sampling temperature).
+        """
+        from sciflow.distill import repeat_groups
+        from sciflow.tree import batch_size
+
+        s, d = self.config.sample, self.config.distill
+        g = 1 if cond is None else batch_size(cond)
+        res = flow.sample(g * n, cond=repeat_groups(cond, n), sampler=s.sampler, steps=d.teacher_steps or s.steps,
+                          guidance_scale=s.guidance_scale, generator=generator)
+        return res.x.view(g, n, *res.x.shape[1:])
+
     def save_samples(self, flow: Flow, n: int, out: FsPath, generator: Optional[torch.Generator] = None) -> FsPath:
         """Draw ``n`` samples with the config's sample settings and write them to ``out`` (default .pt)."""
         s = self.config.sample

@@ -19,6 +19,7 @@ K futures per agent are drawn in parallel by repeating every scene K times along
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -141,6 +142,18 @@ class TrajectoryPrior:
         return x0 * mask.to(device=device, dtype=dtype)[:, :, None, None]
 
 
+@contextlib.contextmanager
+def source_temperature(flow: Flow, scale: float):
+    """Within the block, ``flow`` draws its :class:`TrajectoryPrior` source noise scaled by ``scale``."""
+    source = flow.source
+    if scale != 1.0 and isinstance(source, TrajectoryPrior):
+        flow.source = TrajectoryPrior(source.pred_len, source.kind, source.std * scale)
+    try:
+        yield flow
+    finally:
+        flow.source = source
+
+
 def repeat_cond(cond: dict, k: int) -> dict:
     """Repeat every scene of ``cond`` K times along the batch (scene-major: rows b*K .. b*K+K-1)."""
     return tree_map(lambda c: c.repeat_interleave(k, dim=0), cond)
@@ -234,18 +247,20 @@ class TrajectoryTask(Task):
 
         def predict(cond, k):
             cond = tree_map(lambda c: c.to(device=p.device, dtype=p.dtype), cond)
-            source = flow.source
-            if scale != 1.0 and isinstance(source, TrajectoryPrior):
-                flow.source = TrajectoryPrior(source.pred_len, source.kind, source.std * scale)
-            try:
+            with source_temperature(flow, scale):
                 fut = sample_futures(flow, cond, k * over, s.sampler, s.steps, generator)
-            finally:
-                flow.source = source
             if over > 1:
                 fut = final_position_clustering(fut, k)
             return fut
 
         return predict
+
+    def teacher_samples(self, flow: Flow, cond: dict, n: int, generator: Optional[torch.Generator] = None):
+        """IMLE targets for ``sciflow distill``: ``n`` joint futures per scene ``(B, n, N, pred_len, 2)``,
+        drawn at the evaluation temperature ``eval.noise_scale`` (without final position clustering)."""
+        s, d = self.config.sample, self.config.distill
+        with source_temperature(flow, self.eval_cfg.noise_scale):
+            return sample_futures(flow, cond, n, s.sampler, d.teacher_steps or s.steps, generator)
 
     def evaluate(self, flow: Flow, run_dir: Path) -> Dict[str, float]:
         """minADE/minFDE (per agent), joint ADE/FDE (per scene), collision rate and seconds per scene of

@@ -30,7 +30,7 @@ from sciflow.task import Task
 ConfigSource = Union[str, os.PathLike, Dict[str, Any], RunConfig]
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 #: config sections that may differ when resuming (they do not change what is being trained)
-RESUMABLE_SECTIONS = ("trainer", "sample", "eval")
+RESUMABLE_SECTIONS = ("trainer", "sample", "eval", "distill")
 
 
 @dataclass

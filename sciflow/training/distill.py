@@ -1,0 +1,145 @@
+"""``sciflow distill RUN_DIR``: distil a trained run into a one-step student by conditional IMLE.
+
+The student run lives in ``RUN_DIR/distill`` (override with ``run_dir=...``) and is an ordinary run
+directory: its ``config.yaml`` is the teacher's with ``sample: {sampler: euler, steps: 1}`` and the
+``distill`` section's optimiser settings in ``trainer``, so ``sciflow evaluate``/``sample`` and
+:func:`~sciflow.training.run.load_run` work on it unchanged. Checkpoints are atomic and an interrupted
+distillation resumes from ``checkpoints/last.ckpt``. See :mod:`sciflow.distill.imle` for the objective.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Union
+
+import torch
+
+from sciflow.config import dump_config, load_config
+from sciflow.flow import Flow
+from sciflow.training.module import FlowModule
+from sciflow.training.run import (CHECKPOINT, TrainResult, _check_resume_compatible, _precision, build_task,
+                                  evaluate_flow, load_run, make_train_loader, resolve_config)
+
+
+class IMLEModule(FlowModule):
+    """Trains a student flow's one-step generator on teacher samples (conditional IMLE).
+
+    Args:
+        student: the flow whose single Euler step is trained.
+        teacher: the trained flow; frozen and kept out of the checkpoint (it is rebuilt from its run),
+            so the checkpoint has exactly the keys of a :class:`FlowModule`.
+        teacher_task: draws the targets (:meth:`sciflow.task.Task.teacher_samples`).
+        trainer_cfg, split_batch, seed, loss_weight: as in :class:`FlowModule`.
+        teacher_samples, candidates: S targets and M student draws per condition.
+    """
+
+    def __init__(self, student: Flow, teacher: Flow, teacher_task, trainer_cfg, split_batch, seed: int = 0,
+                 loss_weight=None, teacher_samples: int = 20, candidates: int = 20):
+        super().__init__(student, trainer_cfg, split_batch, seed=seed, loss_weight=loss_weight)
+        teacher.eval().requires_grad_(False)
+        object.__setattr__(self, "_teacher", teacher)  # not a submodule: stays out of state_dict
+        self.teacher_task = teacher_task
+        self.n_targets, self.n_candidates = int(teacher_samples), int(candidates)
+
+    def on_fit_start(self) -> None:
+        self._teacher.to(self.device)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        from sciflow.distill import imle_loss
+        from sciflow.training.data import step_generator
+        from sciflow.tree import first_leaf
+
+        x1, cond = self.split_batch(batch)
+        step = self.global_step
+        g = step_generator(self.seed, step, self.global_rank, first_leaf(x1).device)
+        with torch.no_grad():
+            targets = self.teacher_task.teacher_samples(self._teacher, cond, self.n_targets, generator=g)
+        weight = self.loss_weight(batch)
+        if weight is not None:
+            weight = weight.unsqueeze(1)  # (G, 1, *event): one weight for all targets of a condition
+        loss = imle_loss(self.flow, targets, cond, candidates=self.n_candidates, weight=weight, generator=g)
+        if step % self.cfg.log_every == 0 and not torch.isfinite(loss):
+            raise FloatingPointError(f"IMLE loss became {loss.item()} at step {step}; lower distill.lr")
+        self.log("distill/imle", loss, prog_bar=True, on_step=True, on_epoch=False,
+                 batch_size=self._batch_size(batch))
+        return loss
+
+
+def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (), evaluate: bool = True) -> TrainResult:
+    """Distil the trained run ``teacher_dir`` into a one-step student (see the module docstring).
+
+    Args:
+        teacher_dir: a trained run directory.
+        overrides: dotted overrides applied to the teacher's config, e.g. ``distill.max_steps=500``,
+            ``eval.noise_scale=1`` or ``run_dir=...``.
+        evaluate: run the task's evaluation with the student (1 step) and write its ``metrics.json``.
+    """
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    from sciflow.training.checkpoint import AtomicCheckpointIO
+
+    teacher_dir = Path(teacher_dir)
+    teacher_task, teacher = load_run(teacher_dir)
+    base = resolve_config(teacher_dir).model_dump(mode="json")
+    base["run_dir"] = str(teacher_dir / "distill")
+    cfg = load_config(base, overrides)
+    d = cfg.distill
+    # the teacher task draws the targets with the distill section given here (e.g. teacher_steps)
+    teacher_task.config = teacher_task.config.model_copy(update={"distill": d})
+    trainer_cfg = cfg.trainer.model_copy(update={
+        "max_steps": d.max_steps, "lr": d.lr, "warmup_steps": d.warmup_steps, "lr_schedule": d.lr_schedule,
+        "ema_decay": d.ema_decay, "batch_size": d.batch_size or cfg.trainer.batch_size, "ckpt_every": d.ckpt_every})
+    cfg = cfg.model_copy(update={"trainer": trainer_cfg,
+                                 "sample": cfg.sample.model_copy(update={"sampler": "euler", "steps": 1})})
+    run_dir = cfg.resolved_run_dir()
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        _check_resume_compatible(load_config(saved), cfg, run_dir)
+    task = build_task(cfg)
+    if cfg.trainer.num_threads is not None:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    student = task.build_flow()
+    if d.init_from_teacher:
+        student.load_state_dict(copy.deepcopy(teacher.state_dict()))
+    module = IMLEModule(student, teacher, teacher_task, trainer_cfg, task.split_batch, seed=cfg.seed,
+                        loss_weight=task.loss_weight, teacher_samples=d.teacher_samples, candidates=d.candidates)
+
+    holder: Dict[str, Any] = {}
+
+    def placement():
+        tr = holder.get("trainer")
+        return (tr.global_step, tr.global_rank, tr.world_size) if tr is not None else (0, 0, 1)
+
+    loader = make_train_loader(task.train_dataset(), task, trainer_cfg.batch_size, cfg.seed, placement,
+                               trainer_cfg.num_workers)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, saved)
+    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_last=True, save_top_k=0,
+                                 every_n_train_steps=trainer_cfg.ckpt_every, auto_insert_metric_name=False)]
+    if trainer_cfg.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, trainer_cfg.log_every // 5)))
+    trainer = pl.Trainer(
+        default_root_dir=str(run_dir), max_steps=trainer_cfg.max_steps, max_epochs=-1,
+        accelerator=trainer_cfg.accelerator, devices=trainer_cfg.devices, num_nodes=trainer_cfg.num_nodes,
+        strategy=trainer_cfg.strategy, precision=_precision(cfg), gradient_clip_val=trainer_cfg.grad_clip,
+        logger=[CSVLogger(str(run_dir), name="logs/csv")], callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=trainer_cfg.progress, log_every_n_steps=trainer_cfg.log_every,
+        limit_val_batches=0, num_sanity_val_steps=0, use_distributed_sampler=False,
+        deterministic=trainer_cfg.deterministic, enable_model_summary=False,
+    )
+    holder["trainer"] = trainer
+    ckpt = run_dir / CHECKPOINT
+    t0 = time.perf_counter()
+    trainer.fit(module, loader, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    seconds = time.perf_counter() - t0
+    trainer.save_checkpoint(str(ckpt))
+    flow = module.sampling_flow().eval()
+    metrics: Dict[str, Any] = {}
+    if evaluate and trainer.is_global_zero:
+        metrics = evaluate_flow(task, flow, run_dir, extra={"distill_seconds": seconds, "distill_steps": trainer.global_step})
+    return TrainResult(run_dir=run_dir, flow=flow, task=task, metrics=metrics, train_seconds=seconds)
