@@ -11,7 +11,10 @@ Suite keys (all optional but ``runner``):
 * ``overrides``: dotted overrides applied to every fold (e.g. ``[trainer.max_steps=300]``);
 * ``run_root``: where run directories go (default ``runs/bench_trajectories``);
 * ``threads``: torch intra-op threads (default 1: on a shared 2-core machine two contending threads
-  were >10x slower than one).
+  were >10x slower than one);
+* ``distill``: optional list of dotted ``distill.*`` / ``eval.*`` overrides; when present every fold's flow is
+  also distilled into a one-step student (``sciflow distill``, conditional IMLE) and the student gets its own
+  rows (accuracy, distillation time, seconds per scene at 1 NFE).
 
 Every fold trains from scratch (``sciflow.training.train``) and is evaluated on the full test scene with
 K = 20 samples per agent; the baselines run on the same windows.
@@ -66,10 +69,19 @@ def run(suite: Dict[str, Any], benchmarks_md: str = "BENCHMARKS.md") -> Dict[str
         print(f"[trajectories] fold {scene}: training {path} -> {run_dir}", flush=True)
         res = train(path, ov, evaluate=True)
         m = dict(res.metrics)
-        results[scene] = m
         k = _k(m)
         print(f"[trajectories] {scene}: minADE_{k} {m[f'minADE_{k}']:.3f} minFDE_{k} {m[f'minFDE_{k}']:.3f} "
               f"(train {m.get('train_seconds', float('nan')):.0f} s, {m['sec_per_scene']:.3f} s/scene)", flush=True)
+        if "distill" in suite:
+            from sciflow.training.distill import distill
+
+            d_over = [str(o) for o in suite["distill"] or []] + ["trainer.progress=false", "eval.plot=false",
+                                                                 "eval.baselines=false"]
+            student = distill(res.run_dir, d_over, evaluate=True).metrics
+            m.update({f"student/{key}": v for key, v in student.items()})
+            print(f"[trajectories] {scene} one-step student: minADE_{k} {student[f'minADE_{k}']:.3f} "
+                  f"minFDE_{k} {student[f'minFDE_{k}']:.3f} ({student['sec_per_scene']:.3f} s/scene)", flush=True)
+        results[scene] = m
 
     md = _markdown(results, scenes, suite, benchmarks_md)
     _save(results, run_root / "results.json")
@@ -118,6 +130,9 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
         rows.append([label] + cells)
 
     row("**sciflow flow (ours)**", lambda m: (m[ade], m[fde]))
+    distilled = all(f"student/{ade}" in results[s] for s in scenes)
+    if distilled:
+        row("sciflow one-step student (IMLE, 1 NFE)", lambda m: (m[f"student/{ade}"], m[f"student/{fde}"]))
     for key, label in BASELINES.items():
         if f"baseline/{key}/{ade}" in next(iter(results.values())):
             row(label, lambda m, key=key: (m[f"baseline/{key}/{ade}"], m[f"baseline/{key}/{fde}"]))
@@ -133,6 +148,16 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
           f"{results[s][f'jointADE_{k}']:.2f} / {results[s][f'jointFDE_{k}']:.2f}",
           f"{results[s]['collision_rate']:.3f} / {results[s]['gt_collision_rate']:.3f}",
           int(results[s]["scenes"]), int(results[s]["agents"])] for s in scenes])
+    if distilled:
+        detail += "\n\nOne-step students (`sciflow distill`, conditional IMLE on teacher samples; suite `distill`: " \
+            f"`{suite.get('distill')}`):\n\n" + markdown_table(
+                ["fold", "distill steps", "distill time [s]", "sec / scene (K samples)", "NFE / sample",
+                 f"minADE/minFDE_{k}", f"joint ADE/FDE_{k}", "speed-up vs flow"],
+                [[s, int(results[s]["student/distill_steps"]), f"{results[s]['student/distill_seconds']:.0f}",
+                  f"{results[s]['student/sec_per_scene']:.3f}", int(results[s]["student/nfe_per_sample"]),
+                  f"{results[s][f'student/{ade}']:.2f} / {results[s][f'student/{fde}']:.2f}",
+                  f"{results[s][f'student/jointADE_{k}']:.2f} / {results[s][f'student/jointFDE_{k}']:.2f}",
+                  f"{results[s]['sec_per_scene'] / results[s]['student/sec_per_scene']:.1f}x"] for s in scenes])
     cmd = suite.get("_command") or (
         "sciflow benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2
         else "sciflow benchmark configs/benchmarks/trajectories.yaml")

@@ -313,3 +313,36 @@ def test_final_position_clustering_keeps_one_sample_per_mode():
     # every kept future is one of the input samples (no averaging of trajectories)
     flat = samples[0, :, 0].reshape(90, -1)
     assert all((flat - out[0, k, 0].reshape(1, -1)).abs().sum(-1).min() < 1e-6 for k in range(3))
+
+
+def test_teacher_samples_use_the_evaluation_temperature_and_padded_imle_loss_ignores_padding():
+    from sciflow.config import load_config
+    from sciflow.distill import imle_loss
+
+    def task_with(scale):
+        cfg = load_config({"task": "trajectories", "data": {"sim_scenes": 40},
+                           "model": {"d_model": 32, "depth": 1, "heads": 2, "time_dim": 16},
+                           "sample": {"sampler": "euler", "steps": 2}, "eval": {"noise_scale": scale}})
+        return TrajectoryTask(cfg)
+
+    torch.manual_seed(0)
+    cold, hot = task_with(1.0), task_with(3.0)
+    flow = cold.build_flow().eval()
+    batch = cold.collate([cold.val_dataset()[i] for i in range(3)])
+    cond, mask = batch["cond"], batch["cond"]["mask"]
+    a = cold.teacher_samples(flow, cond, 50, generator=torch.Generator().manual_seed(0))
+    b = hot.teacher_samples(flow, cond, 50, generator=torch.Generator().manual_seed(0))
+    N = mask.shape[1]
+    assert a.shape == (3, 50, N, 12, 2)
+    real = mask[:, None, :, None, None].expand_as(a) > 0
+    assert (a[~real] == 0).all() and (b[~real] == 0).all()
+    # 3x the source noise: the spread of the sampled endpoints grows (the untrained field is ~linear in x0)
+    spread = lambda x: x[..., -1, :].std(dim=1)[mask > 0].mean()
+    assert spread(b) > 1.5 * spread(a)
+    # IMLE on padded scenes: adding padded agents to the targets changes nothing
+    w = cold.loss_weight(batch).unsqueeze(1)
+    l1 = imle_loss(flow, a, cond, candidates=4, weight=w, generator=torch.Generator().manual_seed(1))
+    a2 = a.clone()
+    a2[~real] = 5.0  # garbage in padded slots must not reach the loss
+    l2 = imle_loss(flow, a2, cond, candidates=4, weight=w, generator=torch.Generator().manual_seed(1))
+    assert torch.isfinite(l1) and l1.item() == pytest.approx(l2.item(), rel=1e-5)
