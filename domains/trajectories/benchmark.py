@@ -166,11 +166,13 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
     over, temp = int(first.get("oversample", 1)), float(first.get("noise_scale", 1.0))
     sampling = (f"Sampling: {int(first.get('nfe_per_sample', 0))} Euler steps; "
                 + (f"{over * k} futures drawn per agent and reduced to K = {k} by final position clustering "
-                   f"(k-means on endpoints, Xu et al. 2022), so the joint (scene-level) numbers below mix draws "
+                   f"(k-means on endpoints, Xu et al. 2022; kept per cluster: "
+                   f"{'its mean trajectory' if first.get('fpc_keep') == 'mean' else 'the member nearest its centre'}), "
+                   f"so the joint (scene-level) numbers below mix draws "
                    f"across agents and are not true joint samples; " if over > 1 else "K i.i.d. joint draws; ")
                 + f"source noise scaled by {temp:g} at sampling time (trained with 1).")
     note = suite.get("note", "")
-    return f"""## trajectories: ETH/UCY leave-one-scene-out, minADE_{k} / minFDE_{k} [m]
+    return f"""## {suite.get('name', 'trajectories')}: ETH/UCY leave-one-scene-out, minADE_{k} / minFDE_{k} [m]
 
 Observe 8 steps (3.2 s), predict 12 (4.8 s); every agent present in all 20 frames of a window (Social-GAN
 rule), all windows of the test scene, best of K = {k} samples per agent (per-agent min, averaged over

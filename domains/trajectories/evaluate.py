@@ -96,15 +96,18 @@ def collisions(paths: torch.Tensor, mask: torch.Tensor, radius: float = 0.2) -> 
     return {"collided": hit.sum(), "pairs": pair.sum() * paths.shape[1]}
 
 
-def final_position_clustering(samples: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
+def final_position_clustering(samples: torch.Tensor, k: int, iters: int = 10, keep: str = "nearest") -> torch.Tensor:
     """Reduce M >= K samples per agent to K representatives by k-means on their final positions.
 
     Final position clustering (FPC) of Xu et al., "SocialVAE" (ECCV 2022): run k-means with K clusters on
     the M endpoints of every agent (initialised with the first K samples; Lloyd iterations batched over
-    agents) and keep, per cluster, the sample whose endpoint is nearest to the cluster centre.
+    agents) and keep, per cluster, the sample whose endpoint is nearest to the cluster centre
+    (``keep="nearest"``) or the mean trajectory of the cluster's members (``keep="mean"``).
     ``samples (B, M, N, T, 2)`` -> ``(B, K, N, T, 2)``. The K kept futures of different agents come from
     different draws, so after FPC the sample index no longer pairs agents into joint scene futures.
     """
+    if keep not in ("nearest", "mean"):
+        raise ValueError(f"keep must be 'nearest' or 'mean', got {keep!r}")
     B, M, N, T, _ = samples.shape
     if k > M:
         raise ValueError(f"final position clustering needs M >= K samples, got M={M}, K={k}")
@@ -118,9 +121,14 @@ def final_position_clustering(samples: torch.Tensor, k: int, iters: int = 10) ->
         count = onehot.sum(1)  # (A, K)
         newc = onehot.transpose(1, 2) @ P / count.clamp_min(1).unsqueeze(-1)
         C = torch.where(count.unsqueeze(-1) > 0, newc, C)
-    pick = torch.cdist(C, P).argmin(-1)  # (A, K) index of the sample nearest to each centre
     traj = samples.permute(0, 2, 1, 3, 4).reshape(B * N, M, T, 2)
+    pick = torch.cdist(C, P).argmin(-1)  # (A, K) index of the sample nearest to each centre
     out = traj.gather(1, pick[:, :, None, None].expand(-1, -1, T, 2))  # (A, K, T, 2)
+    if keep == "mean":
+        onehot = F.one_hot(torch.cdist(P, C).argmin(-1), k).to(P.dtype)  # final assignment (A, M, K)
+        count = onehot.sum(1)  # (A, K)
+        mean = (onehot.transpose(1, 2) @ traj.flatten(2)).view(-1, k, T, 2) / count.clamp_min(1)[..., None, None]
+        out = torch.where(count[..., None, None] > 0, mean, out)  # an empty cluster keeps its nearest sample
     return out.view(B, N, k, T, 2).permute(0, 2, 1, 3, 4)
 
 

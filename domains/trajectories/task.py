@@ -91,7 +91,8 @@ class TrajEvalConfig(StrictModel):
     """``eval`` section: K samples per agent, which split, batch of scenes, baselines and plots.
 
     ``oversample`` > 1 draws ``oversample * k`` futures per agent and keeps K of them by final position
-    clustering (Xu et al. 2022, see :func:`~.evaluate.final_position_clustering`); ``noise_scale``
+    clustering (Xu et al. 2022, see :func:`~.evaluate.final_position_clustering`; ``fpc_keep`` chooses the
+    member nearest to each cluster centre or the cluster's mean trajectory); ``noise_scale``
     multiplies the source noise while sampling (a temperature; 1 = the trained model). Both are reported
     in the metrics (``oversample``, ``noise_scale``) so numbers are never quoted without them.
     """
@@ -107,6 +108,7 @@ class TrajEvalConfig(StrictModel):
     seed: int = 0
     oversample: int = Field(1, ge=1)
     noise_scale: float = Field(1.0, gt=0)
+    fpc_keep: Literal["nearest", "mean"] = "nearest"
 
 
 class TrajectoryPrior:
@@ -250,7 +252,7 @@ class TrajectoryTask(Task):
             with source_temperature(flow, scale):
                 fut = sample_futures(flow, cond, k * over, s.sampler, s.steps, generator)
             if over > 1:
-                fut = final_position_clustering(fut, k)
+                fut = final_position_clustering(fut, k, keep=self.eval_cfg.fpc_keep)
             return fut
 
         return predict
@@ -275,6 +277,7 @@ class TrajectoryTask(Task):
         out["nfe_per_sample"] = _nfe(self.config.sample)
         out["oversample"] = ec.oversample
         out["noise_scale"] = ec.noise_scale
+        out["fpc_keep"] = ec.fpc_keep
         if ec.baselines:
             for name in ("constant_velocity", "cvm_s", "linear"):
                 b = evaluate_predictor(baseline_predictor(name, seed=ec.seed), loader, k=ec.k,

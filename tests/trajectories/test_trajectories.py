@@ -313,6 +313,15 @@ def test_final_position_clustering_keeps_one_sample_per_mode():
     # every kept future is one of the input samples (no averaging of trajectories)
     flat = samples[0, :, 0].reshape(90, -1)
     assert all((flat - out[0, k, 0].reshape(1, -1)).abs().sum(-1).min() < 1e-6 for k in range(3))
+    # keep="mean": each kept future is the mean trajectory of its mode's 30 members
+    mean = tj.final_position_clustering(samples, 3, keep="mean")[0, :, 0]
+    modes = torch.cdist(ends, centres).argmin(-1)
+    for k in range(3):
+        mode = torch.cdist(mean[k, -1:], centres).argmin().item()
+        expect = samples[0, modes == mode, 0].mean(0)
+        assert torch.allclose(mean[k], expect, atol=1e-5)
+    with pytest.raises(ValueError, match="keep"):
+        tj.final_position_clustering(samples, 3, keep="median")
 
 
 def test_teacher_samples_use_the_evaluation_temperature_and_padded_imle_loss_ignores_padding():
