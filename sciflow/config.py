@@ -89,7 +89,9 @@ class DistillConfig(_Strict):
 
     The student is a copy of the teacher flow (initialised from its weights unless ``init_from_teacher``
     is false) trained by conditional IMLE to reproduce ``teacher_samples`` teacher draws per condition
-    with the nearest of ``candidates`` one-step draws; the trainer settings below replace the teacher's.
+    (``targets: teacher``), the training example itself (``data``: the loss is then the best-of-M error
+    of M = ``candidates`` draws) or both, each with the nearest of ``candidates`` one-step draws; the
+    trainer settings below replace the teacher's.
     """
 
     method: Literal["imle"] = "imle"
@@ -99,6 +101,7 @@ class DistillConfig(_Strict):
     warmup_steps: int = Field(0, ge=0)
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
+    targets: Literal["teacher", "data", "both"] = "teacher"  # IMLE targets: teacher draws, the batch's data, or both
     teacher_samples: int = Field(20, gt=0)
     candidates: int = Field(20, gt=0)
     teacher_steps: Optional[int] = Field(None, gt=0)  # None = sample.steps of the teacher run

@@ -28,6 +28,7 @@ from typing import Dict, Literal, Optional, Tuple
 import torch
 from pydantic import Field
 
+from sciflow.distill import repeat_groups
 from sciflow.flow import Flow
 from sciflow.registry import register
 from sciflow.task import StrictModel, Task
@@ -156,9 +157,8 @@ def source_temperature(flow: Flow, scale: float):
         flow.source = source
 
 
-def repeat_cond(cond: dict, k: int) -> dict:
-    """Repeat every scene of ``cond`` K times along the batch (scene-major: rows b*K .. b*K+K-1)."""
-    return tree_map(lambda c: c.repeat_interleave(k, dim=0), cond)
+#: repeat every scene K times along the batch (scene-major: rows b*K .. b*K+K-1); the core's helper
+repeat_cond = repeat_groups
 
 
 @torch.no_grad()

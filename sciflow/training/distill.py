@@ -32,16 +32,20 @@ class IMLEModule(FlowModule):
             so the checkpoint has exactly the keys of a :class:`FlowModule`.
         teacher_task: draws the targets (:meth:`sciflow.task.Task.teacher_samples`).
         trainer_cfg, split_batch, seed, loss_weight: as in :class:`FlowModule`.
-        teacher_samples, candidates: S targets and M student draws per condition.
+        teacher_samples, candidates: S teacher targets and M student draws per condition.
+        targets: ``teacher`` (S teacher draws), ``data`` (the example itself: best-of-M training) or
+            ``both`` (S + 1 targets).
     """
 
     def __init__(self, student: Flow, teacher: Flow, teacher_task, trainer_cfg, split_batch, seed: int = 0,
-                 loss_weight=None, teacher_samples: int = 20, candidates: int = 20):
+                 loss_weight=None, teacher_samples: int = 20, candidates: int = 20, targets: str = "teacher"):
         super().__init__(student, trainer_cfg, split_batch, seed=seed, loss_weight=loss_weight)
         teacher.eval().requires_grad_(False)
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: stays out of state_dict
         self.teacher_task = teacher_task
-        self.n_targets, self.n_candidates = int(teacher_samples), int(candidates)
+        if targets not in ("teacher", "data", "both"):
+            raise ValueError(f"targets must be teacher, data or both, got {targets!r}")
+        self.n_targets, self.n_candidates, self.targets = int(teacher_samples), int(candidates), targets
 
     def on_fit_start(self) -> None:
         self._teacher.to(self.device)
@@ -54,8 +58,13 @@ class IMLEModule(FlowModule):
         x1, cond = self.split_batch(batch)
         step = self.global_step
         g = step_generator(self.seed, step, self.global_rank, first_leaf(x1).device)
-        with torch.no_grad():
-            targets = self.teacher_task.teacher_samples(self._teacher, cond, self.n_targets, generator=g)
+        parts = []
+        if self.targets in ("teacher", "both"):
+            with torch.no_grad():
+                parts.append(self.teacher_task.teacher_samples(self._teacher, cond, self.n_targets, generator=g))
+        if self.targets in ("data", "both"):
+            parts.append(x1.unsqueeze(1) if cond is not None else x1.unsqueeze(0))  # (G, S, *event)
+        targets = torch.cat(parts, dim=1)
         weight = self.loss_weight(batch)
         if weight is not None:
             weight = weight.unsqueeze(1)  # (G, 1, *event): one weight for all targets of a condition
@@ -107,7 +116,8 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
     if d.init_from_teacher:
         student.load_state_dict(copy.deepcopy(teacher.state_dict()))
     module = IMLEModule(student, teacher, teacher_task, trainer_cfg, task.split_batch, seed=cfg.seed,
-                        loss_weight=task.loss_weight, teacher_samples=d.teacher_samples, candidates=d.candidates)
+                        loss_weight=task.loss_weight, teacher_samples=d.teacher_samples, candidates=d.candidates,
+                        targets=d.targets)
 
     holder: Dict[str, Any] = {}
 

@@ -102,3 +102,18 @@ def test_distill_command_trains_a_one_step_student_and_resumes(tmp_path, tiny_to
     # a second call finds the finished checkpoint and trains no further steps
     assert main(["distill", str(teacher), *over]) == 0
     assert json.loads((student_dir / "metrics.json").read_text())["distill_steps"] == 12
+
+
+@pytest.mark.parametrize("targets", ["data", "both"])
+def test_distill_on_data_targets_runs_and_rejects_unknown_targets(tmp_path, tiny_toy, targets):
+    from sciflow.config import ConfigError
+    from sciflow.training import train
+    from sciflow.training.distill import distill
+
+    train(tiny_toy("teacher", trainer={"max_steps": 10}), evaluate=False)
+    teacher = tmp_path / "teacher"
+    res = distill(teacher, [f"distill.targets={targets}", "distill.max_steps=4", "distill.candidates=32",
+                            "trainer.progress=false", f"run_dir={tmp_path / targets}"])
+    assert res.metrics["distill_steps"] == 4 and res.metrics["nfe"] == 1
+    with pytest.raises(ConfigError, match="distill.targets"):
+        distill(teacher, ["distill.targets=labels", f"run_dir={tmp_path / 'bad'}"])
