@@ -1,4 +1,5 @@
 """Suite-wide test settings."""
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import torch
 # next to the tests (e.g. tests/interpolants/si_oracles.py) are imported by plain name, so put their
 # folders on sys.path. Helper module names must be unique across folders.
 _here = Path(__file__).parent
+# tests name configs by their repository paths (configs/...); run from the repository root wherever pytest
+# was started
+os.chdir(_here.parent)
 for _folder in [_here] + sorted(p for p in _here.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
     if str(_folder) not in sys.path:
         sys.path.append(str(_folder))
