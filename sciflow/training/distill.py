@@ -86,10 +86,11 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
         evaluate: run the task's evaluation with the student (1 step) and write its ``metrics.json``.
     """
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from sciflow.training.checkpoint import AtomicCheckpointIO
+    from sciflow.training.progress import StepProgressBar
 
     teacher_dir = Path(teacher_dir)
     teacher_task, teacher = load_run(teacher_dir)
@@ -132,7 +133,7 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
     callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_last=True, save_top_k=0,
                                  every_n_train_steps=trainer_cfg.ckpt_every, auto_insert_metric_name=False)]
     if trainer_cfg.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, trainer_cfg.log_every // 5)))
+        callbacks.append(StepProgressBar(refresh_rate=max(1, trainer_cfg.log_every // 5)))
     trainer = pl.Trainer(
         default_root_dir=str(run_dir), max_steps=trainer_cfg.max_steps, max_epochs=-1,
         accelerator=trainer_cfg.accelerator, devices=trainer_cfg.devices, num_nodes=trainer_cfg.num_nodes,

@@ -126,10 +126,11 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
         evaluate: run the task's evaluation after training and write ``metrics.json``.
     """
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from sciflow.training.checkpoint import AtomicCheckpointIO
+    from sciflow.training.progress import StepProgressBar
     from sciflow.training.module import FlowModule
 
     cfg = resolve_config(source, overrides)
@@ -170,7 +171,7 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
                                  save_top_k=0 if val_loader is None else 1, monitor=None if val_loader is None else "val/loss",
                                  every_n_train_steps=tc.ckpt_every, auto_insert_metric_name=False)]
     if tc.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, tc.log_every // 5)))
+        callbacks.append(StepProgressBar(refresh_rate=max(1, tc.log_every // 5)))
     trainer = pl.Trainer(
         default_root_dir=str(run_dir), max_steps=tc.max_steps, max_epochs=-1,
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,

@@ -84,3 +84,13 @@ def test_warmup_ema_follows_early_weights_then_slows():
     avg = [torch.zeros(3)]
     upd(avg, cur, torch.tensor(10**6))  # late: the configured decay
     assert torch.allclose(avg[0], torch.full((3,), 0.001))
+
+
+def test_progress_bar_counts_steps_not_epochs(tiny_toy, capsys):
+    from sciflow.training import train
+
+    train(tiny_toy("bar", trainer={"max_steps": 12, "progress": True, "log_every": 5}), evaluate=False)
+    captured = capsys.readouterr()
+    text = (captured.out + captured.err).replace("\r", "\n")
+    assert "train steps" in text and "12/12" in text
+    assert "Epoch 0" not in text
