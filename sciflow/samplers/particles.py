@@ -84,7 +84,7 @@ class ParticleSampler(SDESampler):
         return r.to(x.dtype)
 
     def __call__(self, flow, x0, cond=None, guidance_scale: float = 1.0, return_trajectory: bool = False,
-                 progress: bool = False, grid=None) -> SampleResult:
+                 progress: bool = False, grid=None, generator: Optional[torch.Generator] = None) -> SampleResult:
         if not isinstance(x0, torch.Tensor):
             raise TypeError("particle samplers work on tensor states")
         b, n = x0.shape[0], self.n_particles
@@ -92,7 +92,7 @@ class ParticleSampler(SDESampler):
         rep = lambda v: v.repeat_interleave(n, dim=0)  # noqa: E731  particles of sample i are rows i*N..i*N+N-1
         x = rep(x0)
         pcond = tree_map(rep, cond) if cond is not None else None
-        gen = self._generator(x0.device)
+        gen = self._generator(x0.device, generator)
         if self.fresh_source and n > 1:
             fresh = flow.sample_source(m, cond=pcond, device=x0.device, dtype=x0.dtype, generator=gen)
             first = (torch.arange(m, device=x0.device) % n == 0).reshape(-1, *([1] * (x0.dim() - 1)))

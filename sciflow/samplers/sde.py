@@ -136,7 +136,10 @@ class _BaseSDESampler:
         return (f"{type(self).__name__}(steps={self.steps}, epsilon={self.epsilon!r}, t0={self.t0}, t1={self.t1}, "
                 f"denoise_final={self.denoise_final})")
 
-    def _generator(self, device) -> Optional[torch.Generator]:
+    def _generator(self, device, generator: Optional[torch.Generator] = None) -> Optional[torch.Generator]:
+        """The call's generator, else the sampler's own, else one seeded by ``seed``, else None (global RNG)."""
+        if generator is not None:
+            return generator
         if self.generator is not None:
             return self.generator
         if self.seed is not None:
@@ -172,7 +175,8 @@ class SDESampler(_BaseSDESampler):
         t0, t1: start and end time; ``t1 < t0`` runs the backward SDE (data -> source).
         denoise_final: take the last step without noise (probability-flow step), see module docstring.
         score_flow: optional second flow providing the score.
-        seed / generator: randomness of the Brownian increments (default: the global torch RNG).
+        seed / generator: randomness of the Brownian increments (default: the global torch RNG); a
+            ``generator`` passed to the call (``flow.sample(..., generator=g)``) takes precedence.
     """
 
     def __init__(self, method: str = "euler_maruyama", **kwargs):
@@ -182,11 +186,11 @@ class SDESampler(_BaseSDESampler):
         self.method = method
 
     def __call__(self, flow, x0, cond=None, guidance_scale: float = 1.0, return_trajectory: bool = False,
-                 progress: bool = False, grid=None) -> SampleResult:
+                 progress: bool = False, grid=None, generator: Optional[torch.Generator] = None) -> SampleResult:
         _check_state(x0)
         field = SDEField(flow, cond, guidance_scale, self.score_flow)
         ts = time_grid(self.steps, self.t0, self.t1, grid, x0.device, x0.dtype)
-        gen = self._generator(x0.device)
+        gen = self._generator(x0.device, generator)
         n = x0.shape[0]
         x = x0
         traj = [x0] if return_trajectory else None
@@ -251,7 +255,7 @@ class TorchSDESampler(_BaseSDESampler):
         self.method = method
 
     def __call__(self, flow, x0, cond=None, guidance_scale: float = 1.0, return_trajectory: bool = False,
-                 progress: bool = False) -> SampleResult:
+                 progress: bool = False, generator: Optional[torch.Generator] = None) -> SampleResult:
         try:
             import torchsde
         except ImportError as err:  # pragma: no cover
@@ -292,8 +296,8 @@ class TorchSDESampler(_BaseSDESampler):
 
         sde_taus = taus[:-1] if self.denoise_final else taus
         seed = self.seed
-        if seed is None:
-            gen = self.generator
+        if seed is None or generator is not None:
+            gen = generator if generator is not None else self.generator
             seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=gen, device=gen.device if gen else None))
         y0 = x0.reshape(n, -1)
         if sde_taus.numel() >= 2:

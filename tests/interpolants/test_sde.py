@@ -136,6 +136,24 @@ def test_epsilon_zero_equals_euler_ode_and_seed_reproducible():
     assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
 
 
+@pytest.mark.parametrize("sampler, kw", [("euler_maruyama", {}), ("sde_heun", {}), ("torchsde", {"method": "euler"}),
+                                        ("smc", {"n_particles": 3, "reward": lambda x, c: x[:, 0]}),
+                                        ("best_of_n", {"n_particles": 3, "reward": lambda x, c: x[:, 0]})])
+def test_flow_sample_generator_drives_the_sampler_noise(sampler, kw):
+    """flow.sample(generator=g) seeds the Brownian increments (and particle draws), not only x0."""
+    path = StochasticInterpolantPath("linear", "brownian")
+    flow = _flow(path, P0, P1, "drift_score")
+    x0 = P0.sample(40)
+
+    def run(seed, global_seed):
+        torch.manual_seed(global_seed)  # the global RNG must not matter once a generator is given
+        g = torch.Generator().manual_seed(seed)
+        return flow.sample(x0=x0, sampler=sampler, steps=10, epsilon=1.0, generator=g, **kw).x
+
+    a, b, c = run(3, 0), run(3, 99), run(4, 0)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
 def test_two_flow_design_with_score_flow():
     torch.manual_seed(6)
     path = StochasticInterpolantPath("linear", "brownian")
