@@ -27,15 +27,19 @@ def _print_metrics(metrics) -> None:
         print(f"  {k:<{width}}  {v}")
 
 
-def _cmd_train(args) -> int:
-    from sciflow.training import train
-
-    result = train(args.config, args.overrides, evaluate=not args.no_eval)
-    print(f"run directory: {result.run_dir}")
+def _report(result, label: str) -> int:
+    """Print a finished run (train or distill): its directory, time and metrics."""
+    print(f"{label}: {result.run_dir} ({result.train_seconds:.0f} s)")
     if result.metrics:
         print("metrics:")
         _print_metrics(result.metrics)
     return 0
+
+
+def _cmd_train(args) -> int:
+    from sciflow.training import train
+
+    return _report(train(args.config, args.overrides, evaluate=not args.no_eval), "run directory")
 
 
 def _cmd_sample(args) -> int:
@@ -58,12 +62,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_distill(args) -> int:
     from sciflow.training.distill import distill
 
-    result = distill(args.run_dir, args.overrides, evaluate=not args.no_eval)
-    print(f"one-step student: {result.run_dir} ({result.train_seconds:.0f} s)")
-    if result.metrics:
-        print("metrics:")
-        _print_metrics(result.metrics)
-    return 0
+    return _report(distill(args.run_dir, args.overrides, evaluate=not args.no_eval), "one-step student")
 
 
 def _cmd_benchmark(args) -> int:
