@@ -13,8 +13,8 @@
 Architecture: each agent's (noisy future, history, time) is embedded by an MLP into a token; a stack of
 transformer blocks attends over the agents of the scene (Vaswani et al. 2017), with an additive attention
 bias -softplus(w_h) * ||p_i - p_j|| per head h that makes near neighbours count more (a soft radius graph,
-in the spirit of the agent-aware attention of AgentFormer, Yuan et al. 2021) and a feature of the
-relative position of every pair added to the keys/values (pair-wise messages). Time enters through
+in the spirit of the agent-aware attention of AgentFormer, Yuan et al. 2021); every token also carries its
+agent's position in the scene, so keys and values know where a neighbour is. Time enters through
 adaptive layer norm (scale/shift from the time embedding, as in DiT, Peebles & Xie 2023).
 Padded agents are excluded as keys; their outputs are zeroed.
 """
