@@ -104,6 +104,7 @@ class DistillConfig(_Strict):
     targets: Literal["teacher", "data", "both"] = "teacher"  # IMLE targets: teacher draws, the batch's data, or both
     teacher_samples: int = Field(20, gt=0)
     candidates: int = Field(20, gt=0)
+    match_dims: int = Field(0, ge=0)  # leading event dims matched independently; 1 = each agent on its own
     teacher_steps: Optional[int] = Field(None, gt=0)  # None = sample.steps of the teacher run
     init_from_teacher: bool = True
     ckpt_every: int = Field(250, gt=0)

@@ -84,8 +84,24 @@ def group_distances(targets: torch.Tensor, candidates: torch.Tensor,
     return sq.clamp_min(0) / denom[:, None, None]
 
 
+def split_matched_dims(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Move the first ``k`` event dimensions into the group dimension.
+
+    ``(G, S, n_1..n_k, *rest)`` -> ``(G * n_1 * .. * n_k, S, *rest)``, so every entry along those dimensions
+    (e.g. every agent of a scene) becomes a group of its own for :func:`group_distances`.
+    """
+    if k == 0:
+        return x
+    if x.dim() < 3 + k:
+        raise ValueError(f"cannot match {k} event dimensions of a tensor of shape {tuple(x.shape)}: "
+                         f"at least one event dimension must remain")
+    perm = (0, *range(2, 2 + k), 1, *range(2 + k, x.dim()))
+    return x.permute(perm).reshape(-1, x.shape[1], *x.shape[2 + k:])
+
+
 def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 20,
-              weight: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+              weight: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
+              match_dims: int = 0) -> torch.Tensor:
     """Conditional IMLE loss of the one-step generator :func:`one_step` of ``flow``.
 
     Args:
@@ -96,8 +112,13 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
         candidates: M, student samples drawn per condition; each target is matched to its nearest one.
         weight: optional per-element weights broadcastable to ``(G, 1, *event_shape)``.
         generator: for the latents.
+        match_dims: how many leading event dimensions pick their nearest candidate independently. 0: each
+            target is matched as a whole (a joint sample of the condition). 1 with events ``(N, ...)``:
+            each of the N entries (e.g. the agents of a scene) is matched to its own nearest candidate,
+            which is the best-of-M objective behind per-agent minADE_M; entries whose weights are all zero
+            (padding) are left out of the mean.
     Returns:
-        Scalar loss: mean over groups and targets of the distance to the nearest candidate.
+        Scalar loss: mean over (real) groups and targets of the distance to the nearest candidate.
     """
     if candidates < 1:
         raise ValueError(f"candidates must be >= 1, got {candidates}")
@@ -106,5 +127,12 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
     x0 = flow.sample_source(G * candidates, cond=rep, device=targets.device, dtype=targets.dtype,
                             generator=generator)
     x = one_step(flow, x0, rep).view(G, candidates, *targets.shape[2:])
-    d = group_distances(targets, x, weight)  # (G, S, M)
-    return d.min(dim=2).values.mean()
+    if match_dims < 0:
+        raise ValueError(f"match_dims must be >= 0, got {match_dims}")
+    if weight is None:
+        weight = torch.ones((1, 1) + tuple(targets.shape[2:]), device=targets.device, dtype=targets.dtype)
+    weight = split_matched_dims(torch.broadcast_to(weight.to(targets.dtype), (G, 1) + tuple(targets.shape[2:])),
+                                match_dims)
+    d = group_distances(split_matched_dims(targets, match_dims), split_matched_dims(x, match_dims), weight)
+    real = (weight.flatten(1).sum(1) > 0).to(d.dtype)  # (G',) groups with any weight
+    return (d.min(dim=2).values.mean(dim=1) * real).sum() / real.sum().clamp_min(1.0)

@@ -35,10 +35,12 @@ class IMLEModule(FlowModule):
         teacher_samples, candidates: S teacher targets and M student draws per condition.
         targets: ``teacher`` (S teacher draws), ``data`` (the example itself: best-of-M training) or
             ``both`` (S + 1 targets).
+        match_dims: leading event dimensions matched independently (see :func:`sciflow.distill.imle_loss`).
     """
 
     def __init__(self, student: Flow, teacher: Flow, teacher_task, trainer_cfg, split_batch, seed: int = 0,
-                 loss_weight=None, teacher_samples: int = 20, candidates: int = 20, targets: str = "teacher"):
+                 loss_weight=None, teacher_samples: int = 20, candidates: int = 20, targets: str = "teacher",
+                 match_dims: int = 0):
         super().__init__(student, trainer_cfg, split_batch, seed=seed, loss_weight=loss_weight)
         teacher.eval().requires_grad_(False)
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: stays out of state_dict
@@ -46,6 +48,7 @@ class IMLEModule(FlowModule):
         if targets not in ("teacher", "data", "both"):
             raise ValueError(f"targets must be teacher, data or both, got {targets!r}")
         self.n_targets, self.n_candidates, self.targets = int(teacher_samples), int(candidates), targets
+        self.match_dims = int(match_dims)
 
     def on_fit_start(self) -> None:
         self._teacher.to(self.device)
@@ -68,7 +71,8 @@ class IMLEModule(FlowModule):
         weight = self.loss_weight(batch)
         if weight is not None:
             weight = weight.unsqueeze(1)  # (G, 1, *event): one weight for all targets of a condition
-        loss = imle_loss(self.flow, targets, cond, candidates=self.n_candidates, weight=weight, generator=g)
+        loss = imle_loss(self.flow, targets, cond, candidates=self.n_candidates, weight=weight, generator=g,
+                         match_dims=self.match_dims)
         if step % self.cfg.log_every == 0 and not torch.isfinite(loss):
             raise FloatingPointError(f"IMLE loss became {loss.item()} at step {step}; lower distill.lr")
         self.log("distill/imle", loss, prog_bar=True, on_step=True, on_epoch=False,
@@ -118,7 +122,7 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
         student.load_state_dict(copy.deepcopy(teacher.state_dict()))
     module = IMLEModule(student, teacher, teacher_task, trainer_cfg, task.split_batch, seed=cfg.seed,
                         loss_weight=task.loss_weight, teacher_samples=d.teacher_samples, candidates=d.candidates,
-                        targets=d.targets)
+                        targets=d.targets, match_dims=d.match_dims)
 
     holder: Dict[str, Any] = {}
 

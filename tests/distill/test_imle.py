@@ -44,6 +44,45 @@ def test_repeat_groups_is_group_major():
     assert repeat_groups(None, 3) is None
 
 
+class _StandStill(torch.nn.Module):
+    """Zero velocity everywhere: the one-step generator returns its source draw unchanged."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, cond=None):
+        return self.w * x
+
+
+@pytest.mark.parametrize("match_dims", [0, 1])
+def test_imle_loss_matches_each_agent_or_the_whole_scene_by_brute_force(match_dims):
+    """Targets (G, S, N, T, 2); candidates are the source draws (zero velocity). match_dims=1: every agent
+    picks its own nearest candidate and padded agents (weight 0) are left out; 0: one pick per scene."""
+    flow = sciflow.Flow(_StandStill(), space=Euclidean((4, 3, 2)), prediction="velocity")
+    G, S, M, N = 2, 3, 5, 4
+    y = torch.randn(G, S, N, 3, 2, generator=torch.Generator().manual_seed(0))
+    w = torch.ones(G, 1, N, 1, 1)
+    w[1, :, 3] = 0.0  # scene 1 has three real agents
+    loss = imle_loss(flow, y, candidates=M, weight=w, generator=torch.Generator().manual_seed(1),
+                     match_dims=match_dims)
+    x = flow.sample_source(G * M, generator=torch.Generator().manual_seed(1)).view(G, M, N, 3, 2)
+    per_agent = ((y[:, :, None] - x[:, None]) ** 2).mean(dim=(-1, -2))  # (G, S, M, N)
+    real = w[:, 0, :, 0, 0]  # (G, N)
+    if match_dims == 1:
+        best = per_agent.min(dim=2).values.mean(dim=1)  # (G, N)
+        expect = (best * real).sum() / real.sum()
+    else:
+        joint = (per_agent * real[:, None, None]).sum(-1) / real.sum(-1)[:, None, None]  # (G, S, M)
+        expect = joint.min(dim=2).values.mean()
+    assert loss.item() == pytest.approx(expect.item(), rel=1e-5)
+    # per-agent matching can only lower the loss: each agent chooses from the same M candidates
+    joint_loss = imle_loss(flow, y, candidates=M, weight=w, generator=torch.Generator().manual_seed(1))
+    assert loss.item() <= joint_loss.item() + 1e-6
+    with pytest.raises(ValueError, match="event dimension"):
+        imle_loss(flow, y, candidates=M, match_dims=3)
+
+
 def test_imle_student_recovers_both_modes_that_a_one_step_teacher_averages_away():
     """Data N(+-2, 0.1^2): one Euler step of an x1-predicting flow lands on the mean (0); the IMLE student,
     started from the same weights and matched to 20-step teacher samples, puts its mass on both modes."""
