@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
@@ -19,8 +18,8 @@ import torch
 from sciflow.config import dump_config, load_config
 from sciflow.flow import Flow
 from sciflow.training.module import FlowModule
-from sciflow.training.run import (CHECKPOINT, TrainResult, _check_resume_compatible, _precision, build_task,
-                                  evaluate_flow, load_run, make_train_loader, resolve_config)
+from sciflow.training.run import (TrainResult, _check_resume_compatible, build_task, evaluate_flow, fit_and_save,
+                                  load_run, make_train_loader, make_trainer, resolve_config)
 
 
 class IMLEModule(FlowModule):
@@ -90,11 +89,6 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
         evaluate: run the task's evaluation with the student (1 step) and write its ``metrics.json``.
     """
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-
-    from sciflow.training.checkpoint import AtomicCheckpointIO
-    from sciflow.training.progress import StepProgressBar
 
     teacher_dir = Path(teacher_dir)
     teacher_task, teacher = load_run(teacher_dir)
@@ -134,25 +128,9 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
                                trainer_cfg.num_workers)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, saved)
-    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_last=True, save_top_k=0,
-                                 every_n_train_steps=trainer_cfg.ckpt_every, auto_insert_metric_name=False)]
-    if trainer_cfg.progress:
-        callbacks.append(StepProgressBar(refresh_rate=max(1, trainer_cfg.log_every // 5)))
-    trainer = pl.Trainer(
-        default_root_dir=str(run_dir), max_steps=trainer_cfg.max_steps, max_epochs=-1,
-        accelerator=trainer_cfg.accelerator, devices=trainer_cfg.devices, num_nodes=trainer_cfg.num_nodes,
-        strategy=trainer_cfg.strategy, precision=_precision(cfg), gradient_clip_val=trainer_cfg.grad_clip,
-        logger=[CSVLogger(str(run_dir), name="logs/csv")], callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=trainer_cfg.progress, log_every_n_steps=trainer_cfg.log_every,
-        limit_val_batches=0, num_sanity_val_steps=0, use_distributed_sampler=False,
-        deterministic=trainer_cfg.deterministic, enable_model_summary=False,
-    )
+    trainer = make_trainer(cfg, run_dir, validate=False)
     holder["trainer"] = trainer
-    ckpt = run_dir / CHECKPOINT
-    t0 = time.perf_counter()
-    trainer.fit(module, loader, ckpt_path=str(ckpt) if ckpt.exists() else None)
-    seconds = time.perf_counter() - t0
-    trainer.save_checkpoint(str(ckpt))
+    seconds = fit_and_save(trainer, module, run_dir, loader)
     flow = module.sampling_flow().eval()
     metrics: Dict[str, Any] = {}
     if evaluate and trainer.is_global_zero:

@@ -117,6 +117,52 @@ def make_train_loader(dataset, task: Optional[Task], batch_size: int, seed: int,
                                        num_workers=num_workers, persistent_workers=num_workers > 0)
 
 
+def make_trainer(cfg: RunConfig, run_dir: Path, validate: bool):
+    """The Lightning ``Trainer`` of a sciflow run (training and distillation share it).
+
+    Step-based (``trainer.max_steps``, epochs unbounded), checkpoints every ``trainer.ckpt_every`` steps to
+    ``run_dir/checkpoints`` (``last.ckpt`` plus, with ``validate``, the best ``val/loss``) written atomically,
+    CSV and TensorBoard logs (one ``version_N`` folder per (re)start so a resume never overwrites earlier
+    logs), the step progress bar, and validation every ``trainer.val_every`` steps when ``validate``.
+    """
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from sciflow.training.checkpoint import AtomicCheckpointIO
+    from sciflow.training.progress import StepProgressBar
+
+    tc = cfg.trainer
+    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_last=True,
+                                 save_top_k=1 if validate else 0, monitor="val/loss" if validate else None,
+                                 every_n_train_steps=tc.ckpt_every, auto_insert_metric_name=False)]
+    if tc.progress:
+        callbacks.append(StepProgressBar(refresh_rate=max(1, tc.log_every // 5)))
+    return pl.Trainer(
+        default_root_dir=str(run_dir), max_steps=tc.max_steps, max_epochs=-1,
+        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
+        precision=_precision(cfg), gradient_clip_val=tc.grad_clip,
+        logger=[CSVLogger(str(run_dir), name="logs/csv"), TensorBoardLogger(str(run_dir), name="logs/tensorboard")],
+        callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=tc.progress, log_every_n_steps=tc.log_every,
+        val_check_interval=tc.val_every if validate else None,
+        check_val_every_n_epoch=None, limit_val_batches=None if validate else 0,
+        num_sanity_val_steps=0, use_distributed_sampler=False, deterministic=tc.deterministic,
+        enable_model_summary=False,
+    )
+
+
+def fit_and_save(trainer, module, run_dir: Path, train_loader, val_loader=None) -> float:
+    """Fit ``module``, resuming from ``run_dir``'s last checkpoint if there is one, then save the final
+    checkpoint (atomically, rank 0). Returns the wall-clock seconds of the fit."""
+    ckpt = run_dir / CHECKPOINT
+    t0 = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    seconds = time.perf_counter() - t0
+    trainer.save_checkpoint(str(ckpt))
+    return seconds
+
+
 def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = True) -> TrainResult:
     """Train (or resume) the run described by ``source`` and evaluate it.
 
@@ -126,16 +172,11 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
         evaluate: run the task's evaluation after training and write ``metrics.json``.
     """
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from sciflow.training.checkpoint import AtomicCheckpointIO
-    from sciflow.training.progress import StepProgressBar
     from sciflow.training.module import FlowModule
 
     cfg = resolve_config(source, overrides)
     run_dir = cfg.resolved_run_dir()
-    ckpt = run_dir / CHECKPOINT
     saved_cfg_path = run_dir / "config.yaml"
     if saved_cfg_path.exists():
         _check_resume_compatible(load_config(saved_cfg_path), cfg, run_dir)
@@ -167,29 +208,9 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
 
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, saved_cfg_path)
-    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_last=True,
-                                 save_top_k=0 if val_loader is None else 1, monitor=None if val_loader is None else "val/loss",
-                                 every_n_train_steps=tc.ckpt_every, auto_insert_metric_name=False)]
-    if tc.progress:
-        callbacks.append(StepProgressBar(refresh_rate=max(1, tc.log_every // 5)))
-    trainer = pl.Trainer(
-        default_root_dir=str(run_dir), max_steps=tc.max_steps, max_epochs=-1,
-        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
-        precision=_precision(cfg), gradient_clip_val=tc.grad_clip,
-        # each (re)start logs into its own version_N folder so a resume never overwrites earlier logs
-        logger=[CSVLogger(str(run_dir), name="logs/csv"), TensorBoardLogger(str(run_dir), name="logs/tensorboard")],
-        callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=tc.progress, log_every_n_steps=tc.log_every,
-        val_check_interval=tc.val_every if val_loader is not None else None,
-        check_val_every_n_epoch=None, limit_val_batches=None if val_loader is not None else 0,
-        num_sanity_val_steps=0, use_distributed_sampler=False, deterministic=tc.deterministic,
-        enable_model_summary=False,
-    )
+    trainer = make_trainer(cfg, run_dir, validate=val_loader is not None)
     trainer_holder["trainer"] = trainer
-    t0 = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(ckpt) if ckpt.exists() else None)
-    seconds = time.perf_counter() - t0
-    trainer.save_checkpoint(str(ckpt))  # atomic via AtomicCheckpointIO; rank 0 only
+    seconds = fit_and_save(trainer, module, run_dir, train_loader, val_loader)
 
     eval_flow = module.sampling_flow().eval()
     metrics: Dict[str, Any] = {}
