@@ -50,11 +50,37 @@ class LogitNormalTime(TimeSampler):
         return torch.sigmoid(self.mean + self.std * z)
 
 
+def gamma_sample(shape: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Gamma(shape, 1) draws, one per element of ``shape`` (any positive floats), from ``generator``.
+
+    Marsaglia & Tsang, "A simple method for generating gamma variables" (ACM TOMS 2000): for alpha >= 1,
+    d = alpha - 1/3, c = 1 / sqrt(9 d); propose v = (1 + c x)^3 with x ~ N(0, 1) and accept d v when
+    log u < x^2 / 2 + d - d v + d log v; alpha < 1 uses Gamma(alpha) = Gamma(alpha + 1) U^(1 / alpha).
+    Written here because torch's Gamma sampler reads only the global RNG; rejected elements are re-drawn
+    together, so the loop runs a few rounds (acceptance > 95 %), never once per element.
+    """
+    small = shape < 1
+    alpha = torch.where(small, shape + 1, shape)
+    d = alpha - 1.0 / 3.0
+    c = torch.rsqrt(9.0 * d)
+    out = torch.empty_like(alpha)
+    pending = torch.ones_like(alpha, dtype=torch.bool)
+    while bool(pending.any()):
+        x = torch.randn(alpha.shape, device=alpha.device, dtype=alpha.dtype, generator=generator)
+        u = torch.rand(alpha.shape, device=alpha.device, dtype=alpha.dtype, generator=generator)
+        v = (1 + c * x) ** 3
+        ok = (v > 0) & (torch.log(u) < 0.5 * x * x + d - d * v + d * torch.log(v.clamp_min(1e-30)))
+        take = pending & ok
+        out = torch.where(take, d * v, out)
+        pending = pending & ~ok
+    boost = torch.rand(alpha.shape, device=alpha.device, dtype=alpha.dtype, generator=generator)
+    return torch.where(small, out * boost ** (1.0 / shape), out)
+
+
 @register("time_sampler", "beta")
 class BetaTime(TimeSampler):
-    """t ~ Beta(a, b); a = b < 1 is U-shaped. Uses Gamma draws through ``torch.distributions``, which
-    read the global RNG (``generator`` is accepted for interface symmetry and ignored: torch offers no
-    seeded Gamma sampler); seeding with :func:`sciflow.seed_everything` makes it reproducible."""
+    """t ~ Beta(a, b) = X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) (:func:`gamma_sample`, driven by
+    ``generator``); a = b < 1 is U-shaped."""
 
     def __init__(self, a: float = 0.5, b: float = 0.5):
         if a <= 0 or b <= 0:
@@ -63,9 +89,9 @@ class BetaTime(TimeSampler):
 
     def __call__(self, n, device=None, dtype=None, generator=None):
         dtype = dtype or torch.get_default_dtype()
-        a = torch.full((n,), self.a, device=device, dtype=dtype)
-        b = torch.full((n,), self.b, device=device, dtype=dtype)
-        return torch.distributions.Beta(a, b).sample()
+        shape = torch.tensor([self.a, self.b], device=device, dtype=dtype).repeat(n, 1)  # (n, 2)
+        g = gamma_sample(shape, generator)
+        return g[:, 0] / (g[:, 0] + g[:, 1])
 
 
 def build_time_sampler(spec) -> TimeSampler:

@@ -29,10 +29,9 @@ def test_logit_normal_median_and_range():
     assert abs(z.std().item() - 0.5) < 0.02
 
 
-@pytest.mark.parametrize("a,b", [(0.5, 0.5), (2.0, 5.0), (3.0, 1.0)])
+@pytest.mark.parametrize("a,b", [(0.5, 0.5), (2.0, 5.0), (3.0, 1.0), (0.2, 0.8)])
 def test_beta_mean(a, b):
-    torch.manual_seed(2)
-    t = BetaTime(a, b)(N)
+    t = BetaTime(a, b)(N, generator=torch.Generator().manual_seed(2))
     assert t.shape == (N,)
     assert t.min() >= 0 and t.max() <= 1
     assert abs(t.mean().item() - a / (a + b)) < 0.01
@@ -41,10 +40,22 @@ def test_beta_mean(a, b):
 
 
 def test_seeded_generators_reproduce():
-    for s in (UniformTime(), LogitNormalTime()):
+    for s in (UniformTime(), LogitNormalTime(), BetaTime(0.5, 0.5), BetaTime(2.0, 5.0)):
         a = s(10, generator=torch.Generator().manual_seed(5))
+        torch.manual_seed(123)  # the global RNG must not matter
         b = s(10, generator=torch.Generator().manual_seed(5))
-        assert torch.equal(a, b)
+        assert torch.equal(a, b), s
+        assert not torch.equal(a, s(10, generator=torch.Generator().manual_seed(6)))
+
+
+@pytest.mark.parametrize("alpha", [0.3, 1.0, 4.5])
+def test_gamma_sample_moments(alpha):
+    from sciflow.paths.time import gamma_sample
+
+    x = gamma_sample(torch.full((200_000,), alpha, dtype=torch.float64), torch.Generator().manual_seed(0))
+    assert (x > 0).all()
+    assert x.mean().item() == pytest.approx(alpha, rel=0.02)      # Gamma(alpha, 1): mean = var = alpha
+    assert x.var().item() == pytest.approx(alpha, rel=0.05)
 
 
 def test_build_time_sampler_and_validation():
