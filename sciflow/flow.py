@@ -24,6 +24,7 @@ from sciflow.paths.base import Path
 from sciflow.paths.time import UniformTime, build_time_sampler
 from sciflow.samplers import SampleResult, build_sampler
 from sciflow.spaces.base import Space
+from sciflow.spaces.euclidean import Euclidean
 from sciflow.tree import batch_size, first_leaf
 
 SourceFn = Callable[..., Any]
@@ -94,11 +95,29 @@ class Flow(nn.Module):
 
     # -- source ----------------------------------------------------------------------------------
     def sample_source(self, n: int, cond: Any = None, device=None, dtype=None,
-                      generator: Optional[torch.Generator] = None) -> Any:
-        """Draw ``n`` source states x0 (t = 0)."""
+                      generator: Optional[torch.Generator] = None, temperature: float = 1.0) -> Any:
+        """Draw ``n`` source states x0 (t = 0).
+
+        ``temperature`` multiplies the source noise (1 = the trained source): the N(0, I) base of a
+        Euclidean space is scaled by it; a ``source`` function must take a ``temperature`` argument and
+        decide what it scales (e.g. only the noise around a data-dependent mean). Other spaces' bases
+        (uniform on a sphere, a Dirichlet simplex, ...) have no temperature and raise.
+        """
+        if temperature == 1.0:
+            if self.source is not None:
+                return self.source(n, cond=cond, device=device, dtype=dtype, generator=generator)
+            return self.space.random_base(n, device=device, dtype=dtype, generator=generator)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         if self.source is not None:
-            return self.source(n, cond=cond, device=device, dtype=dtype, generator=generator)
-        return self.space.random_base(n, device=device, dtype=dtype, generator=generator)
+            if not _accepts(self.source, "temperature"):
+                raise TypeError(f"flow.source {self.source!r} takes no temperature argument; give it "
+                                f"temperature=... (what its noise is multiplied by) to sample with temperature")
+            return self.source(n, cond=cond, device=device, dtype=dtype, generator=generator,
+                               temperature=temperature)
+        if not isinstance(self.space, Euclidean):
+            raise ValueError(f"temperature needs a Gaussian source; the base of {self.space!r} has none")
+        return temperature * self.space.random_base(n, device=device, dtype=dtype, generator=generator)
 
     # -- training --------------------------------------------------------------------------------
     def loss_per_example(self, x1: Any, cond: Any = None, x0: Any = None,
@@ -150,7 +169,7 @@ class Flow(nn.Module):
     def sample(self, n: Optional[int] = None, cond: Any = None, x0: Any = None, sampler: Any = "euler",
                steps: Optional[int] = None, guidance_scale: float = 1.0, return_trajectory: bool = False,
                generator: Optional[torch.Generator] = None, device=None, dtype=None,
-               progress: bool = False, **sampler_kwargs) -> SampleResult:
+               progress: bool = False, temperature: float = 1.0, **sampler_kwargs) -> SampleResult:
         """Draw samples by integrating from the source (t = 0) to data (t = 1).
 
         Args:
@@ -163,6 +182,7 @@ class Flow(nn.Module):
             guidance_scale: classifier-free guidance scale w (1 = plain conditional).
             generator, device, dtype: for drawing x0 (and the sampler's own noise when the sampler accepts
                 a ``generator`` argument); default device/dtype are the model's.
+            temperature: multiplies the source noise when x0 is drawn here (see :meth:`sample_source`).
 
         Returns:
             :class:`~sciflow.samplers.SampleResult` (``.x`` samples, ``.nfe``, optional ``.trajectory``).
@@ -180,7 +200,10 @@ class Flow(nn.Module):
             p = next(self.parameters(), None)
             device = device if device is not None else (p.device if p is not None else None)
             dtype = dtype if dtype is not None else (p.dtype if p is not None else None)
-            x0 = self.sample_source(n, cond=cond, device=device, dtype=dtype, generator=generator)
+            x0 = self.sample_source(n, cond=cond, device=device, dtype=dtype, generator=generator,
+                                    temperature=temperature)
+        elif temperature != 1.0:
+            raise ValueError("temperature scales the source noise; it cannot apply to a given x0")
         if steps is not None:
             sampler_kwargs["steps"] = steps
         sampler_obj = build_sampler(sampler, **sampler_kwargs)

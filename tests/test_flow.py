@@ -154,6 +154,38 @@ def test_custom_source():
     assert torch.isfinite(flow.loss(torch.randn(8, 2, dtype=torch.float64)))
 
 
+def test_temperature_scales_the_source_noise_only():
+    flow = Flow(MLP(2, hidden=8), space=Euclidean(2))
+    cold = flow.sample_source(4000, generator=torch.Generator().manual_seed(0))
+    hot = flow.sample_source(4000, generator=torch.Generator().manual_seed(0), temperature=1.5)
+    assert torch.allclose(hot, 1.5 * cold)  # same draws, scaled
+    assert hot.std().item() == pytest.approx(1.5, rel=0.05)
+    a = flow.sample(50, steps=2, temperature=2.0, generator=torch.Generator().manual_seed(1)).x
+    x0 = 2.0 * flow.sample_source(50, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(a, flow.sample(x0=x0, steps=2).x, atol=1e-6)
+
+    def shifted(n, cond=None, device=None, dtype=None, generator=None, temperature=1.0):
+        return 5.0 + temperature * torch.randn(n, 2, generator=generator)
+
+    src = Flow(MLP(2, hidden=8), source=shifted).sample_source(4000, temperature=0.1)
+    assert src.mean().item() == pytest.approx(5.0, abs=0.01) and src.std().item() == pytest.approx(0.1, rel=0.05)
+
+    def plain(n, cond=None, device=None, dtype=None, generator=None):
+        return torch.zeros(n, 2)
+
+    with pytest.raises(TypeError, match="temperature"):
+        Flow(MLP(2, hidden=8), source=plain).sample_source(3, temperature=2.0)
+    assert Flow(MLP(2, hidden=8), source=plain).sample_source(3).shape == (3, 2)  # temperature 1: untouched
+    from sciflow.spaces.sphere import Sphere
+
+    with pytest.raises(ValueError, match="Gaussian source"):
+        Flow(MLP(3, hidden=8), space=Sphere(2)).sample_source(3, temperature=2.0)
+    with pytest.raises(ValueError, match="> 0"):
+        flow.sample_source(3, temperature=0.0)
+    with pytest.raises(ValueError, match="given x0"):
+        flow.sample(x0=x0, steps=2, temperature=2.0)
+
+
 def test_constructor_errors():
     with pytest.raises(ValueError, match="space .* or a source"):
         Flow(MLP(2))

@@ -19,7 +19,6 @@ K futures per agent are drawn in parallel by repeating every scene K times along
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from pathlib import Path
@@ -116,7 +115,8 @@ class TrajectoryPrior:
     """Data-dependent source ``source(n, cond, device, dtype, generator) -> x0 (n, N, T, 2)``.
 
     ``x0 = m * (mean + std * (j / T) * eps)`` with ``mean`` the constant-velocity extrapolation
-    (``kind="constant_velocity"``) or zero, eps ~ N(0, I), j = 1..T the future step and m the agent mask.
+    (``kind="constant_velocity"``) or zero, eps ~ N(0, I), j = 1..T the future step and m the agent mask;
+    ``temperature`` (from ``Flow.sample(temperature=...)``) multiplies the noise, never the mean.
     """
 
     def __init__(self, pred_len: int = 12, kind: str = "constant_velocity", std: float = 1.0):
@@ -127,7 +127,8 @@ class TrajectoryPrior:
     def __repr__(self) -> str:
         return f"TrajectoryPrior(kind={self.kind!r}, std={self.std})"
 
-    def __call__(self, n: int, cond=None, device=None, dtype=None, generator=None) -> torch.Tensor:
+    def __call__(self, n: int, cond=None, device=None, dtype=None, generator=None,
+                 temperature: float = 1.0) -> torch.Tensor:
         if not isinstance(cond, dict) or "hist" not in cond or "mask" not in cond:
             raise ValueError("the trajectory prior needs cond={'hist': (n,N,H,2), 'mask': (n,N), ...}")
         hist, mask = cond["hist"], cond["mask"]
@@ -139,22 +140,10 @@ class TrajectoryPrior:
         N, T = hist.shape[1], self.pred_len
         eps = torch.randn((n, N, T, 2), device=device, dtype=dtype, generator=generator)
         ramp = torch.arange(1, T + 1, device=device, dtype=dtype) / T
-        x0 = self.std * ramp[:, None] * eps
+        x0 = (self.std * temperature) * ramp[:, None] * eps
         if self.kind == "constant_velocity":
             x0 = x0 + constant_velocity(hist, T)
         return x0 * mask.to(device=device, dtype=dtype)[:, :, None, None]
-
-
-@contextlib.contextmanager
-def source_temperature(flow: Flow, scale: float):
-    """Within the block, ``flow`` draws its :class:`TrajectoryPrior` source noise scaled by ``scale``."""
-    source = flow.source
-    if scale != 1.0 and isinstance(source, TrajectoryPrior):
-        flow.source = TrajectoryPrior(source.pred_len, source.kind, source.std * scale)
-    try:
-        yield flow
-    finally:
-        flow.source = source
 
 
 #: repeat every scene K times along the batch (scene-major: rows b*K .. b*K+K-1); the core's helper
@@ -163,14 +152,15 @@ repeat_cond = repeat_groups
 
 @torch.no_grad()
 def sample_futures(flow: Flow, cond: dict, k: int = 20, sampler="euler", steps: Optional[int] = 10,
-                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                   generator: Optional[torch.Generator] = None, temperature: float = 1.0) -> torch.Tensor:
     """K joint futures per scene: ``cond`` with batch B -> ``(B, K, N, pred_len, 2)`` metres, agent-relative.
 
-    All B*K scene copies are integrated together in one batched sampler call (flow time 0 -> 1).
+    All B*K scene copies are integrated together in one batched sampler call (flow time 0 -> 1);
+    ``temperature`` multiplies the source noise (1 = the trained model).
     """
     B, N = cond["mask"].shape
     rep = repeat_cond(cond, k)
-    res = flow.sample(B * k, cond=rep, sampler=sampler, steps=steps, generator=generator)
+    res = flow.sample(B * k, cond=rep, sampler=sampler, steps=steps, generator=generator, temperature=temperature)
     x = res.x
     return x.view(B, k, N, *x.shape[2:])
 
@@ -249,8 +239,7 @@ class TrajectoryTask(Task):
 
         def predict(cond, k):
             cond = tree_map(lambda c: c.to(device=p.device, dtype=p.dtype), cond)
-            with source_temperature(flow, scale):
-                fut = sample_futures(flow, cond, k * over, s.sampler, s.steps, generator)
+            fut = sample_futures(flow, cond, k * over, s.sampler, s.steps, generator, temperature=scale)
             if over > 1:
                 fut = final_position_clustering(fut, k, keep=self.eval_cfg.fpc_keep)
             return fut
@@ -261,8 +250,8 @@ class TrajectoryTask(Task):
         """IMLE targets for ``sciflow distill``: ``n`` joint futures per scene ``(B, n, N, pred_len, 2)``,
         drawn at the evaluation temperature ``eval.noise_scale`` (without final position clustering)."""
         s, d = self.config.sample, self.config.distill
-        with source_temperature(flow, self.eval_cfg.noise_scale):
-            return sample_futures(flow, cond, n, s.sampler, d.teacher_steps or s.steps, generator)
+        return sample_futures(flow, cond, n, s.sampler, d.teacher_steps or s.steps, generator,
+                              temperature=self.eval_cfg.noise_scale)
 
     def evaluate(self, flow: Flow, run_dir: Path) -> Dict[str, float]:
         """minADE/minFDE (per agent), joint ADE/FDE (per scene), collision rate and seconds per scene of
