@@ -105,6 +105,7 @@ class DistillConfig(_Strict):
     teacher_samples: int = Field(20, gt=0)
     candidates: int = Field(20, gt=0)
     match_dims: int = Field(0, ge=0)  # leading event dims matched independently; 1 = each agent on its own
+    student_steps: int = Field(1, gt=0)  # Euler steps of the student, trained through (1 = one-step student)
     teacher_steps: Optional[int] = Field(None, gt=0)  # None = sample.steps of the teacher run
     init_from_teacher: bool = True
     ckpt_every: int = Field(250, gt=0)

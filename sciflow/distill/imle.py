@@ -35,16 +35,30 @@ def one_step(flow, x0: torch.Tensor, cond: Any = None) -> torch.Tensor:
         flow: a :class:`~sciflow.flow.Flow`.
         x0: source states ``(B, *event_shape)`` at t0.
         cond: conditions with batch size B, or ``None``.
+
     Returns:
         ``(B, *event_shape)`` states at t1.
     """
+    return euler_unrolled(flow, x0, cond, steps=1)
+
+
+def euler_unrolled(flow, x0: torch.Tensor, cond: Any = None, steps: int = 1) -> torch.Tensor:
+    """``steps`` Euler steps of ``flow`` from t0 to t1 on a uniform grid, differentiable end to end.
+
+    Equals ``flow.sample(x0=x0, cond=cond, sampler="euler", steps=steps).x``; gradients flow through
+    every network evaluation, so a few-step sampler can itself be trained (e.g. by :func:`imle_loss`).
+    Memory grows linearly with ``steps``.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     t0, t1 = flow.time_interval()
-    t = torch.full((x0.shape[0],), t0, device=x0.device, dtype=x0.dtype)
-    v = flow.velocity(x0, t, cond)
-    h = t1 - t0
-    if flow.space is None:
-        return x0 + h * v
-    return flow.space.exp(x0, v * h)
+    h = (t1 - t0) / steps
+    x = x0
+    for i in range(steps):
+        t = torch.full((x0.shape[0],), t0 + i * h, device=x0.device, dtype=x0.dtype)
+        v = flow.velocity(x, t, cond)
+        x = x + h * v if flow.space is None else flow.space.exp(x, v * h)
+    return x
 
 
 def repeat_groups(cond: Any, m: int) -> Any:
@@ -101,7 +115,7 @@ def split_matched_dims(x: torch.Tensor, k: int) -> torch.Tensor:
 
 def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 20,
               weight: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
-              match_dims: int = 0) -> torch.Tensor:
+              match_dims: int = 0, steps: int = 1) -> torch.Tensor:
     """Conditional IMLE loss of the one-step generator :func:`one_step` of ``flow``.
 
     Args:
@@ -117,6 +131,7 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
             each of the N entries (e.g. the agents of a scene) is matched to its own nearest candidate,
             which is the best-of-M objective behind per-agent minADE_M; entries whose weights are all zero
             (padding) are left out of the mean.
+        steps: Euler steps of the student's sampler (:func:`euler_unrolled`); 1 = the one-step generator.
     Returns:
         Scalar loss: mean over (real) groups and targets of the distance to the nearest candidate.
     """
@@ -126,7 +141,7 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
     rep = repeat_groups(cond, candidates)
     x0 = flow.sample_source(G * candidates, cond=rep, device=targets.device, dtype=targets.dtype,
                             generator=generator)
-    x = one_step(flow, x0, rep).view(G, candidates, *targets.shape[2:])
+    x = euler_unrolled(flow, x0, rep, steps).view(G, candidates, *targets.shape[2:])
     if match_dims < 0:
         raise ValueError(f"match_dims must be >= 0, got {match_dims}")
     if weight is None:

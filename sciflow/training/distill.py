@@ -1,8 +1,8 @@
 """``sciflow distill RUN_DIR``: distil a trained run into a one-step student by conditional IMLE.
 
 The student run lives in ``RUN_DIR/distill`` (override with ``run_dir=...``) and is an ordinary run
-directory: its ``config.yaml`` is the teacher's with ``sample: {sampler: euler, steps: 1}`` and the
-``distill`` section's optimiser settings in ``trainer``, so ``sciflow evaluate``/``sample`` and
+directory: its ``config.yaml`` is the teacher's with ``sample: {sampler: euler, steps: distill.student_steps}``
+(1 by default) and the ``distill`` section's optimiser settings in ``trainer``, so ``sciflow evaluate``/``sample`` and
 :func:`~sciflow.training.run.load_run` work on it unchanged. Checkpoints are atomic and an interrupted
 distillation resumes from ``checkpoints/last.ckpt``. See :mod:`sciflow.distill.imle` for the objective.
 """
@@ -35,11 +35,12 @@ class IMLEModule(FlowModule):
         targets: ``teacher`` (S teacher draws), ``data`` (the example itself: best-of-M training) or
             ``both`` (S + 1 targets).
         match_dims: leading event dimensions matched independently (see :func:`sciflow.distill.imle_loss`).
+        student_steps: Euler steps of the student's sampler, trained through (1 = one-step student).
     """
 
     def __init__(self, student: Flow, teacher: Flow, teacher_task, trainer_cfg, split_batch, seed: int = 0,
                  loss_weight=None, teacher_samples: int = 20, candidates: int = 20, targets: str = "teacher",
-                 match_dims: int = 0):
+                 match_dims: int = 0, student_steps: int = 1):
         super().__init__(student, trainer_cfg, split_batch, seed=seed, loss_weight=loss_weight)
         teacher.eval().requires_grad_(False)
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: stays out of state_dict
@@ -47,7 +48,7 @@ class IMLEModule(FlowModule):
         if targets not in ("teacher", "data", "both"):
             raise ValueError(f"targets must be teacher, data or both, got {targets!r}")
         self.n_targets, self.n_candidates, self.targets = int(teacher_samples), int(candidates), targets
-        self.match_dims = int(match_dims)
+        self.match_dims, self.student_steps = int(match_dims), int(student_steps)
 
     def on_fit_start(self) -> None:
         self._teacher.to(self.device)
@@ -71,7 +72,7 @@ class IMLEModule(FlowModule):
         if weight is not None:
             weight = weight.unsqueeze(1)  # (G, 1, *event): one weight for all targets of a condition
         loss = imle_loss(self.flow, targets, cond, candidates=self.n_candidates, weight=weight, generator=g,
-                         match_dims=self.match_dims)
+                         match_dims=self.match_dims, steps=self.student_steps)
         if step % self.cfg.log_every == 0 and not torch.isfinite(loss):
             raise FloatingPointError(f"IMLE loss became {loss.item()} at step {step}; lower distill.lr")
         self.log("distill/imle", loss, prog_bar=True, on_step=True, on_epoch=False,
@@ -102,7 +103,7 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
         "max_steps": d.max_steps, "lr": d.lr, "warmup_steps": d.warmup_steps, "lr_schedule": d.lr_schedule,
         "ema_decay": d.ema_decay, "batch_size": d.batch_size or cfg.trainer.batch_size, "ckpt_every": d.ckpt_every})
     cfg = cfg.model_copy(update={"trainer": trainer_cfg,
-                                 "sample": cfg.sample.model_copy(update={"sampler": "euler", "steps": 1})})
+                                 "sample": cfg.sample.model_copy(update={"sampler": "euler", "steps": d.student_steps})})
     run_dir = cfg.resolved_run_dir()
     saved = run_dir / "config.yaml"
     if saved.exists():
@@ -116,7 +117,7 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
         student.load_state_dict(copy.deepcopy(teacher.state_dict()))
     module = IMLEModule(student, teacher, teacher_task, trainer_cfg, task.split_batch, seed=cfg.seed,
                         loss_weight=task.loss_weight, teacher_samples=d.teacher_samples, candidates=d.candidates,
-                        targets=d.targets, match_dims=d.match_dims)
+                        targets=d.targets, match_dims=d.match_dims, student_steps=d.student_steps)
 
     holder: Dict[str, Any] = {}
 

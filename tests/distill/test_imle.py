@@ -38,6 +38,23 @@ def test_one_step_equals_a_single_euler_sampler_step():
     assert torch.allclose(one_step(flow, x0), ref, atol=1e-6)
 
 
+@pytest.mark.parametrize("steps", [2, 5])
+def test_euler_unrolled_equals_the_euler_sampler_and_passes_gradients(steps):
+    from sciflow.distill import euler_unrolled
+
+    torch.manual_seed(0)
+    flow = sciflow.Flow(sciflow.nn.MLP(2, hidden=16), space=Euclidean(2), prediction="x1")
+    x0 = torch.randn(7, 2)
+    ref = flow.sample(x0=x0, sampler="euler", steps=steps).x
+    x = euler_unrolled(flow, x0, steps=steps)
+    assert torch.allclose(x, ref, atol=1e-6)
+    assert not torch.allclose(x, one_step(flow, x0), atol=1e-3)
+    x.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in flow.parameters())
+    with pytest.raises(ValueError, match="steps"):
+        euler_unrolled(flow, x0, steps=0)
+
+
 def test_repeat_groups_is_group_major():
     c = {"a": torch.tensor([1, 2])}
     assert repeat_groups(c, 3)["a"].tolist() == [1, 1, 1, 2, 2, 2]
