@@ -79,7 +79,7 @@ def run(suite: Dict[str, Any], benchmarks_md: str = "BENCHMARKS.md") -> Dict[str
                                                                  "eval.baselines=false"]
             student = distill(res.run_dir, d_over, evaluate=True).metrics
             m.update({f"student/{key}": v for key, v in student.items()})
-            print(f"[trajectories] {scene} one-step student: minADE_{k} {student[f'minADE_{k}']:.3f} "
+            print(f"[trajectories] {scene} student: minADE_{k} {student[f'minADE_{k}']:.3f} "
                   f"minFDE_{k} {student[f'minFDE_{k}']:.3f} ({student['sec_per_scene']:.3f} s/scene)", flush=True)
         results[scene] = m
 
@@ -132,7 +132,9 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
     row("**sciflow flow (ours)**", lambda m: (m[ade], m[fde]))
     distilled = all(f"student/{ade}" in results[s] for s in scenes)
     if distilled:
-        row("sciflow one-step student (IMLE, 1 NFE)", lambda m: (m[f"student/{ade}"], m[f"student/{fde}"]))
+        nfe = int(next(iter(results.values())).get("student/nfe_per_sample", 1))
+        row(f"sciflow {'one-step ' if nfe == 1 else ''}student (IMLE, {nfe} NFE)",
+            lambda m: (m[f"student/{ade}"], m[f"student/{fde}"]))
     for key, label in BASELINES.items():
         if f"baseline/{key}/{ade}" in next(iter(results.values())):
             row(label, lambda m, key=key: (m[f"baseline/{key}/{ade}"], m[f"baseline/{key}/{fde}"]))
@@ -150,7 +152,7 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
           f"{results[s]['collision_rate']:.3f} / {results[s]['gt_collision_rate']:.3f}",
           int(results[s]["scenes"]), int(results[s]["agents"])] for s in scenes])
     if distilled:
-        detail += "\n\nOne-step students (`sciflow distill`, conditional IMLE on teacher samples; suite `distill`: " \
+        detail += "\n\nStudents (`sciflow distill`, conditional IMLE, see docs/distillation.md; suite `distill`: " \
             f"`{suite.get('distill')}`):\n\n" + markdown_table(
                 ["fold", "distill steps", "distill time [s]", "sec / scene (K samples)", "NFE / sample",
                  f"minADE/minFDE_{k}", f"joint ADE/FDE_{k}", "speed-up vs flow"],

@@ -355,3 +355,25 @@ def test_teacher_samples_use_the_evaluation_temperature_and_padded_imle_loss_ign
     a2[~real] = 5.0  # garbage in padded slots must not reach the loss
     l2 = imle_loss(flow, a2, cond, candidates=4, weight=w, generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(l1) and l1.item() == pytest.approx(l2.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("student_nfe,label", [(1, "one-step student (IMLE, 1 NFE)"), (5, "student (IMLE, 5 NFE)")])
+def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student_nfe, label):
+    from sciflow.domains.trajectories.benchmark import _markdown
+
+    def metrics(ade, fde):
+        m = {"minADE_20": ade, "minFDE_20": fde, "jointADE_20": 1.0, "jointFDE_20": 2.0, "sec_per_scene": 0.1,
+             "collision_rate": 0.0, "gt_collision_rate": 0.0, "scenes": 3, "agents": 7, "nfe_per_sample": 5,
+             "oversample": 10, "noise_scale": 1.25, "fpc_keep": "mean", "steps": 10, "train_seconds": 1.0}
+        m.update({f"student/{k}": v for k, v in m.items()})
+        m.update({"student/nfe_per_sample": student_nfe, "student/distill_steps": 3, "student/distill_seconds": 2.0,
+                  "student/minFDE_20": fde / 2})
+        return m
+
+    md = _markdown({"eth": metrics(0.5, 1.0), "zara1": metrics(0.2, 0.4)}, ["eth", "zara1"],
+                   {"name": "t", "distill": ["distill.max_steps=3"]}, "BENCHMARKS.md")
+    flow_row = next(line for line in md.splitlines() if line.startswith("| **sciflow flow"))
+    assert flow_row.endswith("| 0.35 / 0.70 |")                       # the average of the two folds
+    student_row = next(line for line in md.splitlines() if label in line)
+    assert student_row.endswith("| 0.35 / 0.35 |")
+    assert "published" not in md                                      # two folds: no five-fold averages
