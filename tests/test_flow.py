@@ -66,6 +66,28 @@ def test_x1_prediction_samples_with_euler_and_midpoint():
     torch.testing.assert_close(out.x, MU + STD * x0, rtol=0, atol=1e-3)
 
 
+class _BiasedX1(GaussianOracle):
+    """The exact x1 prediction plus a constant error of 0.01, like a trained network's."""
+
+    def forward(self, x, t, cond=None):
+        return super().forward(x, t, cond) + 0.01
+
+
+@pytest.mark.parametrize("sampler,steps", [("heun", 10), ("rk4", 5), ("midpoint", 10)])
+def test_x1_prediction_errors_are_not_amplified_at_the_end(sampler, steps):
+    """Heun/RK4 would evaluate v = (x1_hat - x) / (1 - t) at t = 1 - 1e-3, turning a 0.01 error of x1_hat
+    into ~5 / steps; their last step is taken with the midpoint rule instead, so the error stays a few 0.01."""
+    flow = Flow(_BiasedX1("x1"), space=Euclidean(2), prediction="x1")
+    x0 = torch.randn(500, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = flow.sample(x0=x0, sampler=sampler, steps=steps)
+    err = (out.x - (MU + STD * x0)).abs().max().item()
+    assert err < 0.1, err
+    naive = sciflow.samplers.ode.integrate(lambda x, t: flow.velocity(x, t), x0, method=sampler, steps=steps,
+                                           t0=flow.time_interval()[0], t1=flow.time_interval()[1])
+    if sampler != "midpoint":  # the oracle for this test: without the final midpoint step it fails
+        assert (naive.x - (MU + STD * x0)).abs().max().item() > 0.3
+
+
 @pytest.mark.parametrize("prediction,sampler", [("x1", "rk4"), ("x1", "heun"), ("noise", "euler")])
 def test_singular_parameterisations_sample_finite(prediction, sampler):
     # the default t_eps = 1e-3 of x1/noise predictions keeps samplers off the singular end points

@@ -87,6 +87,7 @@ def integrate(
     atol: float = 1e-5,
     rtol: float = 1e-5,
     progress: bool = False,
+    last_step_midpoint: bool = False,
 ) -> SampleResult:
     """Integrate dx/dt = field(x, t) from ``t0`` to ``t1``.
 
@@ -101,6 +102,11 @@ def integrate(
         space: the state space, whose ``exp``/``proj_tangent`` are used for steps (default flat).
         return_trajectory: keep the states at every grid time (adaptive: at ``grid`` or just endpoints).
         progress: show a tqdm progress bar over steps.
+        last_step_midpoint: take the last fixed step with the midpoint rule, which never evaluates the
+            field at the step's end, instead of Heun/RK4, whose last stage lands on ``t1``. For fields that
+            are singular at ``t1`` (x1-prediction: v = (x1_hat - x) / (1 - t)), a stage at t1 = 1 - t_eps
+            multiplies the network's error by 1 / t_eps; skipping it is the final-step practice of Karras
+            et al. (EDM, 2022).
 
     Returns:
         :class:`SampleResult` with the final state, NFE, grid and optional trajectory.
@@ -118,9 +124,11 @@ def integrate(
             from tqdm.auto import tqdm
 
             it = tqdm(it, desc=f"{method} steps", leave=False)
+        last = ts.numel() - 2
         for i in it:
             t = ts[i].expand(n)
-            x = _step(method, counted, space, x, t, ts[i + 1] - ts[i])
+            m = "midpoint" if last_step_midpoint and i == last and method in ("heun", "rk4") else method
+            x = _step(m, counted, space, x, t, ts[i + 1] - ts[i])
             if traj is not None:
                 traj.append(x)
         return SampleResult(
@@ -179,9 +187,12 @@ class ODESampler:
         lo, hi = flow.time_interval() if hasattr(flow, "time_interval") else (0.0, 1.0)
         t0 = lo if self.t0 is None else self.t0
         t1 = hi if self.t1 is None else self.t1
+        # an x1-predicting flow's velocity (x1_hat - x) / sigma_t blows up towards t = 1
+        singular_end = getattr(flow, "prediction", None) == "x1" and t1 > t0
         return integrate(
             field, x0, method=self.method, steps=self.steps, t0=t0, t1=t1, grid=grid, space=flow.space,
             return_trajectory=return_trajectory, atol=self.atol, rtol=self.rtol, progress=progress,
+            last_step_midpoint=singular_end,
         )
 
 

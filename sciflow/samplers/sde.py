@@ -94,6 +94,11 @@ class SDEField:
             out = sf.predict(x, t, self.cond, self.guidance_scale)
             self.nfe += 1
             return b, drift_and_score(sf.path, out, x, t, sf.prediction)[1]
+        if getattr(flow, "source", None) is not None and not callable(getattr(flow.path, "drift_and_score", None)):
+            # the closed-form affine score -E[x0 | x_t] / sigma_t holds for x0 ~ N(0, I) only
+            raise ValueError(f"SDE sampling converts the affine path's prediction into a score assuming a "
+                             f"standard Gaussian source, but this flow has a custom source ({flow.source!r}); "
+                             f"use an ODE sampler, or pass a score_flow trained for the score")
         out = flow.predict(x, t, self.cond, self.guidance_scale)
         self.nfe += 1
         b, s = drift_and_score(flow.path, out, x, t, flow.prediction)

@@ -177,3 +177,16 @@ def test_sampler_argument_errors():
         SDESampler(method="rk4")
     with pytest.raises(ValueError, match=">= 0"):
         resolve_epsilon(lambda t: -t)(torch.ones(3))
+
+
+def test_affine_sde_refuses_a_custom_source():
+    """The closed-form affine score assumes x0 ~ N(0, I); a flow with a data-dependent source would be
+    sampled from the wrong SDE, so the sampler says so instead of returning wrong samples."""
+    def shifted(n, cond=None, device=None, dtype=None, generator=None):
+        return 3.0 + torch.randn(n, 2, dtype=dtype, generator=generator)
+
+    path = AffinePath("cond_ot")
+    flow = sciflow.Flow(OracleModel(path, GaussianMixture.standard(2), P0, "velocity"), path=path, source=shifted)
+    with pytest.raises(ValueError, match="custom source"):
+        flow.sample(8, sampler="euler_maruyama", steps=4, epsilon=0.5, dtype=torch.float64)
+    assert torch.isfinite(flow.sample(8, sampler="euler", steps=4, dtype=torch.float64).x).all()  # ODE is fine
