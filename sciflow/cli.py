@@ -3,7 +3,7 @@
     sciflow train CONFIG_OR_RUN_DIR [key=value ...]    train from YAML (resumes an existing run dir)
     sciflow sample RUN_DIR --n 64 --out samples.pt     draw samples from a trained run
     sciflow evaluate RUN_DIR                           metrics (and baselines) of a trained run
-    sciflow distill RUN_DIR [key=value ...]            one-step student by IMLE in RUN_DIR/distill
+    sciflow distill RUN_DIR [key=value ...]            one-step (or few-step) student by IMLE in RUN_DIR/distill
     sciflow benchmark SUITE.yaml [key=value ...]       run a benchmark suite, update BENCHMARKS.md
     sciflow list [KIND]                                registered components (tasks, paths, samplers, ...)
 """
@@ -62,7 +62,9 @@ def _cmd_evaluate(args) -> int:
 def _cmd_distill(args) -> int:
     from sciflow.training.distill import distill
 
-    return _report(distill(args.run_dir, args.overrides, evaluate=not args.no_eval), "one-step student")
+    res = distill(args.run_dir, args.overrides, evaluate=not args.no_eval)
+    steps = res.task.config.sample.steps
+    return _report(res, "one-step student" if steps == 1 else f"{steps}-step student")
 
 
 def _cmd_benchmark(args) -> int:

@@ -23,7 +23,7 @@ from sciflow.training.run import (TrainResult, _check_resume_compatible, build_t
 
 
 class IMLEModule(FlowModule):
-    """Trains a student flow's one-step generator on teacher samples (conditional IMLE).
+    """Trains a student flow's one-step (or ``student_steps``-step) generator by conditional IMLE.
 
     Args:
         student: the flow whose single Euler step is trained.
