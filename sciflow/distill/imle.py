@@ -116,7 +116,7 @@ def split_matched_dims(x: torch.Tensor, k: int) -> torch.Tensor:
 def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 20,
               weight: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
               match_dims: int = 0, steps: int = 1) -> torch.Tensor:
-    """Conditional IMLE loss of the one-step generator :func:`one_step` of ``flow``.
+    """Conditional IMLE loss of ``flow``'s Euler generator (:func:`one_step`, or :func:`euler_unrolled`).
 
     Args:
         flow: the student :class:`~sciflow.flow.Flow` (its source draws the latents).
@@ -137,13 +137,13 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
     """
     if candidates < 1:
         raise ValueError(f"candidates must be >= 1, got {candidates}")
+    if match_dims < 0:
+        raise ValueError(f"match_dims must be >= 0, got {match_dims}")
     G = targets.shape[0]
     rep = repeat_groups(cond, candidates)
     x0 = flow.sample_source(G * candidates, cond=rep, device=targets.device, dtype=targets.dtype,
                             generator=generator)
     x = euler_unrolled(flow, x0, rep, steps).view(G, candidates, *targets.shape[2:])
-    if match_dims < 0:
-        raise ValueError(f"match_dims must be >= 0, got {match_dims}")
     if weight is None:
         weight = torch.ones((1, 1) + tuple(targets.shape[2:]), device=targets.device, dtype=targets.dtype)
     weight = split_matched_dims(torch.broadcast_to(weight.to(targets.dtype), (G, 1) + tuple(targets.shape[2:])),
