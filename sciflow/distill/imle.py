@@ -16,6 +16,10 @@ generated sample nearby: for each condition c with targets y_1..y_S and candidat
 with d the (weighted) squared Euclidean distance averaged over real elements. Unlike a mean-squared
 regression onto samples, the min makes every target pull only on its nearest candidate, so the student
 covers all of the teacher's modes instead of averaging them.
+
+Two generalisations: G may be n Euler steps instead of one (:func:`euler_unrolled`, trained through the
+unrolled sampler, so a few-step student starts exactly at its teacher), and with ``match_dims`` the entries
+of the leading event dimensions (e.g. the agents of a scene) pick their nearest candidate independently.
 """
 from __future__ import annotations
 
