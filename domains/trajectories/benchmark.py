@@ -114,7 +114,8 @@ def _k(m: Dict[str, float]) -> int:
 
 
 def _markdown(results, scenes, suite, benchmarks_md) -> str:
-    k = _k(next(iter(results.values())))
+    first = next(iter(results.values()))  # settings shared by all folds (k, sampling, which rows exist)
+    k = _k(first)
     ade, fde = f"minADE_{k}", f"minFDE_{k}"
 
     def avg(vals):
@@ -132,11 +133,11 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
     row("**sciflow flow (ours)**", lambda m: (m[ade], m[fde]))
     distilled = all(f"student/{ade}" in results[s] for s in scenes)
     if distilled:
-        nfe = int(next(iter(results.values())).get("student/nfe_per_sample", 1))
+        nfe = int(first.get("student/nfe_per_sample", 1))
         row(f"sciflow {'one-step ' if nfe == 1 else ''}student (IMLE, {nfe} NFE)",
             lambda m: (m[f"student/{ade}"], m[f"student/{fde}"]))
     for key, label in BASELINES.items():
-        if f"baseline/{key}/{ade}" in next(iter(results.values())):
+        if f"baseline/{key}/{ade}" in first:
             row(label, lambda m, key=key: (m[f"baseline/{key}/{ade}"], m[f"baseline/{key}/{fde}"]))
     all_folds = sorted(scenes) == sorted(SCENES)
     for label, (a, f) in PUBLISHED.items() if all_folds else ():  # five-fold averages: only beside all five
@@ -165,7 +166,6 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
         "sciflow benchmark " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2
         else "sciflow benchmark configs/benchmarks/trajectories.yaml")
     overrides = suite.get("overrides", [])
-    first = next(iter(results.values()))
     over, temp = int(first.get("oversample", 1)), float(first.get("noise_scale", 1.0))
     sampling = (f"Sampling: {int(first.get('nfe_per_sample', 0))} Euler steps; "
                 + (f"{over * k} futures drawn per agent and reduced to K = {k} by final position clustering "
