@@ -17,6 +17,12 @@ in the spirit of the agent-aware attention of AgentFormer, Yuan et al. 2021); ev
 agent's position in the scene, so keys and values know where a neighbour is. Time enters through
 adaptive layer norm (scale/shift from the time embedding, as in DiT, Peebles & Xie 2023).
 Padded agents are excluded as keys; their outputs are zeroed.
+
+With ``interaction="relative"`` the per-head bias is instead an MLP of the pair's relative state seen from
+the query agent: neighbour position p_j - p_i and velocity difference v_j - v_i, both rotated into agent i's
+heading frame, and their distance (the edge features of Trajectron++, Salzmann et al. 2020, used as an
+attention bias); tokens then also carry their scene-frame velocity, so a neighbour's message can be related
+to the query's own motion.
 """
 from __future__ import annotations
 
@@ -51,13 +57,18 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.SiLU(), nn.Linear(hidden, d))
         self.dropout = dropout
 
-    def forward(self, h: torch.Tensor, temb: torch.Tensor, dist: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, temb: torch.Tensor, dist: torch.Tensor, key_bias: torch.Tensor,
+                pair_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``h (B, N, d)``, ``temb (B, d)``, ``dist (B, N, N)``, ``key_bias (B, N)`` (0 or -inf), optional
+        ``pair_bias (B, H, N, N)`` replacing the distance bias."""
         B, N, d = h.shape
         H, dh = self.heads, d // self.heads
         s1, b1, s2, b2 = self.ada(temb).unsqueeze(1).chunk(4, dim=-1)
         x = self.norm1(h) * (1 + s1) + b1
         q, k, v = self.qkv(x).view(B, N, 3, H, dh).permute(2, 0, 3, 1, 4)  # (B, H, N, dh) each
-        bias = key_bias[:, None, None, :] - F.softplus(self.slope).view(1, H, 1, 1) * dist.unsqueeze(1)
+        if pair_bias is None:
+            pair_bias = -F.softplus(self.slope).view(1, H, 1, 1) * dist.unsqueeze(1)
+        bias = key_bias[:, None, None, :] + pair_bias
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
                                            dropout_p=self.dropout if self.training else 0.0)
         h = h + self.out(o.transpose(1, 2).reshape(B, N, d))
@@ -80,23 +91,31 @@ class AgentTransformer(nn.Module):
             inputs are rotated by -theta_i and outputs by +theta_i, so the agent-wise part of the field is
             exactly equivariant to rotations of the scene. Positions between agents (``pos``, distances)
             stay in the scene frame; rotation augmentation covers those.
+        interaction: ``"distance"`` (attention bias linear in the distance, one slope per head and block) or
+            ``"relative"`` (bias = MLP of the neighbour's position and velocity relative to the query agent,
+            in the query's heading frame when ``canonical``; see the module docstring).
     """
 
     def __init__(self, obs_len: int = 8, pred_len: int = 12, d_model: int = 128, heads: int = 4,
                  depth: int = 3, time_dim: int = 64, scale: float = 2.0, dropout: float = 0.0,
-                 canonical: bool = True):
+                 canonical: bool = True, interaction: str = "distance"):
         super().__init__()
+        if interaction not in ("distance", "relative"):
+            raise ValueError(f"interaction must be 'distance' or 'relative', got {interaction!r}")
         if d_model % heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
         self.obs_len, self.pred_len, self.scale = int(obs_len), int(pred_len), float(scale)
-        self.canonical = bool(canonical)
-        in_dim = 2 * pred_len + 2 * obs_len + 2 * (obs_len - 1) + 2
+        self.canonical, self.interaction, self.heads = bool(canonical), interaction, int(heads)
+        in_dim = 2 * pred_len + 2 * obs_len + 2 * (obs_len - 1) + 2 + (2 if interaction == "relative" else 0)
         self.embed = nn.Sequential(nn.Linear(in_dim, 2 * d_model), nn.SiLU(), nn.Linear(2 * d_model, d_model))
         self.time = nn.Sequential(SinusoidalTimeEmbedding(time_dim), nn.Linear(time_dim, d_model), nn.SiLU(),
                                   nn.Linear(d_model, d_model))
         self.blocks = nn.ModuleList([_Block(d_model, heads, dropout=dropout) for _ in range(depth)])
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Sequential(nn.Linear(d_model, 2 * d_model), nn.SiLU(), nn.Linear(2 * d_model, 2 * pred_len))
+        if interaction == "relative":
+            # 5 pair features -> one bias per head and block
+            self.pair_mlp = nn.Sequential(nn.Linear(5, 64), nn.SiLU(), nn.Linear(64, depth * heads))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Optional[dict] = None) -> torch.Tensor:
         if cond is None or not isinstance(cond, dict):
@@ -113,6 +132,8 @@ class AgentTransformer(nn.Module):
                              f"match x {tuple(x.shape)} (expected (B,N,{self.obs_len},2), (B,N,2), (B,N))")
         s = self.scale
         m = mask.to(x.dtype)
+        vel_scene = hist[:, :, -1] - hist[:, :, -2]  # (B, N, 2) last observed step, scene frame
+        theta = torch.zeros_like(m)
         if self.canonical:
             # rotate every agent into its own heading frame (last observed direction along +x): the
             # per-agent map is then exactly rotation equivariant; the rotation depends on cond only
@@ -122,15 +143,32 @@ class AgentTransformer(nn.Module):
             x = rotate(x, -theta[..., None])
             hist = rotate(hist, -theta[..., None])
         vel = hist[:, :, 1:] - hist[:, :, :-1]
-        feat = torch.cat([x.flatten(2) / s, hist.flatten(2) / s, vel.flatten(2) * (2.0 / s), pos / (4 * s)], dim=-1)
+        parts = [x.flatten(2) / s, hist.flatten(2) / s, vel.flatten(2) * (2.0 / s), pos / (4 * s)]
+        if self.interaction == "relative":
+            parts.append(vel_scene * (2.0 / s))
+        feat = torch.cat(parts, dim=-1)
         h = self.embed(feat)
         temb = self.time(t)
         h = h + temb.unsqueeze(1)
         dist = (pos.unsqueeze(1) - pos.unsqueeze(2)).norm(dim=-1) / s  # (B, N, N)
         key_bias = torch.zeros_like(m).masked_fill(mask <= 0, float("-inf"))
-        for blk in self.blocks:
-            h = blk(h, temb, dist, key_bias)
+        biases = [None] * len(self.blocks)
+        if self.interaction == "relative":
+            biases = self._pair_biases(pos, vel_scene, theta, dist)
+        for blk, pb in zip(self.blocks, biases):
+            h = blk(h, temb, dist, key_bias, pb)
         out = self.head(self.norm(h)).view(B, N, self.pred_len, 2)
         if self.canonical:
             out = rotate(out, theta[..., None])
         return out * m[:, :, None, None]
+
+    def _pair_biases(self, pos: torch.Tensor, vel: torch.Tensor, theta: torch.Tensor, dist: torch.Tensor):
+        """Per-block attention biases ``[(B, H, N, N)] * depth`` from the relative state of every pair
+        (i query, j key): ``R(-theta_i)(p_j - p_i) / s``, ``R(-theta_i)(v_j - v_i) * 2 / s`` and the distance."""
+        s = self.scale
+        ang = -theta[:, :, None]  # (B, N, 1): the query agent's frame, broadcast over keys j
+        rel_p = rotate(pos.unsqueeze(1) - pos.unsqueeze(2), ang) / s  # (B, N, N, 2) [i, j] = p_j - p_i
+        rel_v = rotate(vel.unsqueeze(1) - vel.unsqueeze(2), ang) * (2.0 / s)
+        e = torch.cat([rel_p, rel_v, dist.unsqueeze(-1)], dim=-1)  # (B, N, N, 5)
+        out = self.pair_mlp(e).permute(0, 3, 1, 2)  # (B, depth*H, N, N)
+        return out.split(self.heads, dim=1)

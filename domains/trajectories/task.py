@@ -83,6 +83,7 @@ class TrajModelConfig(StrictModel):
     scale: float = Field(2.0, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     canonical: bool = True
+    interaction: Literal["distance", "relative"] = "distance"
     prior: Literal["constant_velocity", "zero"] = "constant_velocity"
     prior_std: float = Field(1.0, gt=0)
 
@@ -216,7 +217,7 @@ class TrajectoryTask(Task):
         mc, dc = self.model_cfg, self.data_cfg
         return AgentTransformer(obs_len=dc.obs_len, pred_len=dc.pred_len, d_model=mc.d_model, heads=mc.heads,
                                 depth=mc.depth, time_dim=mc.time_dim, scale=mc.scale, dropout=mc.dropout,
-                                canonical=mc.canonical)
+                                canonical=mc.canonical, interaction=mc.interaction)
 
     def build_flow(self) -> Flow:
         mc = self.model_cfg

@@ -194,11 +194,11 @@ def test_linear_fit_averages_noise_unlike_constant_velocity():
 
 
 # -- task and model ----------------------------------------------------------------------------------
-def _task(**data):
+def _task(model=None, **data):
     from sciflow.config import load_config
 
     cfg = load_config({"task": "trajectories", "data": {"sim_scenes": 40, **data},
-                       "model": {"d_model": 32, "depth": 1, "heads": 2, "time_dim": 16},
+                       "model": {"d_model": 32, "depth": 1, "heads": 2, "time_dim": 16, **(model or {})},
                        "sample": {"sampler": "euler", "steps": 4}})
     return TrajectoryTask(cfg)
 
@@ -214,8 +214,9 @@ def test_config_errors():
         _task(source="eth_ucy", scene="eth", root="/nonexistent").train_dataset()
 
 
-def test_padded_agents_cost_nothing_and_stay_zero():
-    task = _task()
+@pytest.mark.parametrize("interaction", ["distance", "relative"])
+def test_padded_agents_cost_nothing_and_stay_zero(interaction):
+    task = _task(model={"interaction": interaction})
     flow = task.build_flow()
     ds = task.train_dataset()
     item = ds[0]
@@ -246,6 +247,29 @@ def test_padded_agents_cost_nothing_and_stay_zero():
     assert lw.item() == pytest.approx(l1.item(), rel=1e-4)
     src = flow.sample_source(2, cond=padded["cond"])
     assert (src[0, n:] == 0).all()
+
+
+def test_relative_interaction_biases_see_neighbours_from_the_query_heading():
+    torch.manual_seed(0)
+    net = tj.AgentTransformer(d_model=16, heads=2, depth=2, time_dim=8, interaction="relative")
+    hist = torch.cumsum(torch.randn(2, 4, 8, 2) * 0.3, 2)
+    hist = hist - hist[:, :, -1:]
+    pos = torch.randn(2, 4, 2) * 3
+    v = hist[:, :, -1] - hist[:, :, -2]
+    theta = torch.atan2(v[..., 1], v[..., 0])
+    dist = (pos.unsqueeze(1) - pos.unsqueeze(2)).norm(dim=-1)
+    biases = net._pair_biases(pos, v, theta, dist)
+    assert len(biases) == 2 and biases[0].shape == (2, 2, 4, 4)
+    a = 1.1  # rotating the whole scene rotates every heading by the same angle: biases are unchanged
+    rot = net._pair_biases(tj.rotate(pos, a), tj.rotate(v, a), theta + a, dist)
+    assert all(torch.allclose(b, r, atol=1e-5) for b, r in zip(biases, rot))
+    # a neighbour ahead of agent 0 and the same neighbour behind it get different biases
+    pos2 = pos.clone()
+    pos2[:, 1] = 2 * pos[:, 0] - pos[:, 1]
+    flipped = net._pair_biases(pos2, v, theta, (pos2.unsqueeze(1) - pos2.unsqueeze(2)).norm(dim=-1))
+    assert not torch.allclose(biases[0][:, :, 0, 1], flipped[0][:, :, 0, 1], atol=1e-4)
+    with pytest.raises(ValueError, match="interaction"):
+        tj.AgentTransformer(interaction="graph")
 
 
 def test_sample_futures_shapes_and_masking():
