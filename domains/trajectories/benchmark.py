@@ -175,13 +175,15 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
                    f"across agents and are not true joint samples; " if over > 1 else "K i.i.d. joint draws; ")
                 + f"source noise scaled by {temp:g} at sampling time (trained with 1).")
     note = suite.get("note", "")
+    min_agents = int(first.get("min_agents", 1))
+    windows = ("all windows with at least two such agents (the Social-GAN loader's rule)" if min_agents == 2
+               else "all windows" if min_agents == 1 else f"all windows with at least {min_agents} such agents")
     published_note = ("published rows are the papers' five-fold averages (not re-run)." if all_folds else
                       "the papers' five-fold averages are left out because this run covers only some folds.")
     return f"""## {suite.get('name', 'trajectories')}: ETH/UCY leave-one-scene-out, minADE_{k} / minFDE_{k} [m]
 
-Observe 8 steps (3.2 s), predict 12 (4.8 s); every agent present in all 20 frames of a window (Social-GAN
-rule), all windows of the test scene, best of K = {k} samples per agent (per-agent min, averaged over
-agents). Ours: `agent_transformer` flow, source = constant-velocity guess + noise, trained from scratch per
+Observe 8 steps (3.2 s), predict 12 (4.8 s); every agent present in all 20 frames of a window, {windows}
+of the test scene, best of K = {k} samples per agent (per-agent min, averaged over agents). Ours: `agent_transformer` flow, source = constant-velocity guess + noise, trained from scratch per
 fold on this CPU (fold configs `configs/trajectories/<scene>.yaml`, suite overrides: `{overrides}`).
 Baselines measured here on the same windows; {published_note}
 {sampling}

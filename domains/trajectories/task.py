@@ -268,6 +268,7 @@ class TrajectoryTask(Task):
         out["oversample"] = ec.oversample
         out["noise_scale"] = ec.noise_scale
         out["fpc_keep"] = ec.fpc_keep
+        out["min_agents"] = self.data_cfg.min_agents
         if ec.baselines:
             for name in ("constant_velocity", "cvm_s", "linear"):
                 b = evaluate_predictor(baseline_predictor(name, seed=ec.seed), loader, k=ec.k,

@@ -401,3 +401,7 @@ def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student
     student_row = next(line for line in md.splitlines() if label in line)
     assert student_row.endswith("| 0.35 / 0.35 |")
     assert "published" not in md                                      # two folds: no five-fold averages
+    assert "all windows of the test scene" in " ".join(md.split())                     # metrics without min_agents: rule 1
+    two = {s: {**metrics(0.2, 0.4), "min_agents": 2} for s in ("eth", "zara1")}
+    md2 = _markdown(two, ["eth", "zara1"], {"name": "t"}, "BENCHMARKS.md")
+    assert "at least two such agents (the Social-GAN loader's rule) of the test scene" in " ".join(md2.split())
