@@ -183,8 +183,8 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
     return f"""## {suite.get('name', 'trajectories')}: ETH/UCY leave-one-scene-out, minADE_{k} / minFDE_{k} [m]
 
 Observe 8 steps (3.2 s), predict 12 (4.8 s); every agent present in all 20 frames of a window;
-{windows} of the test scene; best of K = {k} samples per agent (per-agent min, averaged over agents). Ours: `agent_transformer` flow, source = constant-velocity guess + noise, trained from scratch per
-fold on this CPU (fold configs `configs/trajectories/<scene>.yaml`, suite overrides: `{overrides}`).
+{windows} of the test scene; best of K = {k} samples per agent (per-agent min, averaged over agents).
+Ours: `agent_transformer` flow, source = constant-velocity guess + noise, trained from scratch per fold on this CPU (fold configs `configs/trajectories/<scene>.yaml`, suite overrides: `{overrides}`).
 Baselines measured here on the same windows; {published_note}
 {sampling}
 
