@@ -80,10 +80,18 @@ class Flow(nn.Module):
         self.cond_dropout = float(cond_dropout)
         self.source = source
         if t_eps is None:
-            t_eps = 1e-3 if prediction in ("x1", "noise") else 0.0
+            t_eps = 1e-3 if self.singular_ends else 0.0
         if not 0.0 <= t_eps < 0.5:
             raise ValueError(f"t_eps must be in [0, 0.5), got {t_eps}")
         self.t_eps = float(t_eps)
+
+    @property
+    def singular_ends(self) -> tuple:
+        """Flow times at which this parameterisation's velocity divides by zero: t = 1 for x1-prediction
+        (v = (x1_hat - x_t) / sigma_t with sigma_1 = 0), t = 0 for noise prediction (alpha_0 = 0); none for
+        velocity prediction. The default ``t_eps`` keeps training and sampling off these points, and ODE
+        samplers take their last step towards such an end point without evaluating it."""
+        return {"x1": (1.0,), "noise": (0.0,)}.get(self.prediction, ())
 
     def time_interval(self) -> tuple:
         """The default integration interval (t_start, t_end) of ODE samplers: [t_eps, 1 - t_eps]."""

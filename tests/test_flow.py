@@ -88,6 +88,34 @@ def test_x1_prediction_errors_are_not_amplified_at_the_end(sampler, steps):
         assert (naive.x - (MU + STD * x0)).abs().max().item() > 0.3
 
 
+class _BiasedNoise(GaussianOracle):
+    """The exact noise prediction plus a constant error of 0.01."""
+
+    def forward(self, x, t, cond=None):
+        return super().forward(x, t, cond) + 0.01
+
+
+def test_singular_ends_name_the_end_point_each_parameterisation_divides_by_zero_at():
+    assert Flow(GaussianOracle("x1"), space=Euclidean(2), prediction="x1").singular_ends == (1.0,)
+    assert Flow(GaussianOracle("noise"), space=Euclidean(2), prediction="noise").singular_ends == (0.0,)
+    velocity = Flow(GaussianOracle(), space=Euclidean(2))
+    assert velocity.singular_ends == () and velocity.t_eps == 0.0
+
+
+def test_noise_prediction_inverted_towards_t0_keeps_its_last_step_off_the_singular_end():
+    """Data -> source with Heun: the last step ends at t = 1e-3, next to the noise parameterisation's
+    singular t = 0; it is taken by the midpoint rule, so a 0.01 error of the network is not amplified."""
+    flow = Flow(_BiasedNoise("noise"), space=Euclidean(2), prediction="noise")
+    x0 = torch.randn(500, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    lo, hi = flow.time_interval()
+    back = sciflow.samplers.ode.ODESampler("heun", steps=10, t0=hi, t1=lo)(flow, MU + STD * x0)
+    err = (back.x - x0).abs().max().item()
+    assert err < 0.1, err
+    naive = sciflow.samplers.ode.integrate(lambda x, t: flow.velocity(x, t), MU + STD * x0, method="heun",
+                                           steps=10, t0=hi, t1=lo)
+    assert (naive.x - x0).abs().max().item() > 0.3
+
+
 @pytest.mark.parametrize("prediction,sampler", [("x1", "rk4"), ("x1", "heun"), ("noise", "euler")])
 def test_singular_parameterisations_sample_finite(prediction, sampler):
     # the default t_eps = 1e-3 of x1/noise predictions keeps samplers off the singular end points

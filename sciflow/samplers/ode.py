@@ -187,8 +187,8 @@ class ODESampler:
         lo, hi = flow.time_interval() if hasattr(flow, "time_interval") else (0.0, 1.0)
         t0 = lo if self.t0 is None else self.t0
         t1 = hi if self.t1 is None else self.t1
-        # an x1-predicting flow's velocity (x1_hat - x) / sigma_t blows up towards t = 1
-        singular_end = getattr(flow, "prediction", None) == "x1" and t1 > t0
+        # e.g. an x1-predicting flow's velocity (x1_hat - x) / sigma_t blows up towards t = 1
+        singular_end = (1.0 if t1 > t0 else 0.0) in getattr(flow, "singular_ends", ())
         return integrate(
             field, x0, method=self.method, steps=self.steps, t0=t0, t1=t1, grid=grid, space=flow.space,
             return_trajectory=return_trajectory, atol=self.atol, rtol=self.rtol, progress=progress,
