@@ -111,21 +111,19 @@ class Flow(nn.Module):
         decide what it scales (e.g. only the noise around a data-dependent mean). Other spaces' bases
         (uniform on a sphere, a Dirichlet simplex, ...) have no temperature and raise.
         """
-        if temperature == 1.0:
-            if self.source is not None:
-                return self.source(n, cond=cond, device=device, dtype=dtype, generator=generator)
-            return self.space.random_base(n, device=device, dtype=dtype, generator=generator)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        scaled = temperature != 1.0
         if self.source is not None:
-            if not _accepts(self.source, "temperature"):
+            if scaled and not _accepts(self.source, "temperature"):
                 raise TypeError(f"flow.source {self.source!r} takes no temperature argument; give it "
                                 f"temperature=... (what its noise is multiplied by) to sample with temperature")
-            return self.source(n, cond=cond, device=device, dtype=dtype, generator=generator,
-                               temperature=temperature)
-        if not isinstance(self.space, Euclidean):
+            extra = {"temperature": temperature} if scaled else {}  # sources without the argument stay valid
+            return self.source(n, cond=cond, device=device, dtype=dtype, generator=generator, **extra)
+        if scaled and not isinstance(self.space, Euclidean):
             raise ValueError(f"temperature needs a Gaussian source; the base of {self.space!r} has none")
-        return temperature * self.space.random_base(n, device=device, dtype=dtype, generator=generator)
+        x0 = self.space.random_base(n, device=device, dtype=dtype, generator=generator)
+        return temperature * x0 if scaled else x0
 
     # -- training --------------------------------------------------------------------------------
     def loss_per_example(self, x1: Any, cond: Any = None, x0: Any = None,
