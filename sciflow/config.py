@@ -109,6 +109,8 @@ class DistillConfig(_Strict):
     teacher_steps: Optional[int] = Field(None, gt=0)  # None = sample.steps of the teacher run
     init_from_teacher: bool = True
     ckpt_every: int = Field(250, gt=0)
+    # IMLE distance: "squared" (mean squared error) or "task" (the task's ``imle_distance``, e.g. its metric)
+    distance: Literal["squared", "task"] = "squared"
 
 
 class RunConfig(_Strict):

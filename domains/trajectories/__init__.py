@@ -13,7 +13,7 @@ Registered: task ``trajectories`` and model ``agent_transformer``. Coordinates a
 future relative to its last observed position; observe 8 steps (3.2 s), predict 12 (4.8 s) at 2.5 Hz.
 """
 from .data import (FPS, SCENES, SceneWindows, TrajectoryDataset, check_tracks, collate_scenes, load_split,
-                   make_windows, read_tracks, rotate, scene_tensors, simulate_social_force, simulated_windows,
+                   heading, make_windows, read_tracks, rotate, scene_tensors, simulate_social_force, simulated_windows,
                    spatial_groups, tracks_from_dataframe)
 from .evaluate import (baseline_predictor, collisions, constant_velocity, cvm_sampled, displacement_errors,
                        evaluate_predictor, final_position_clustering, linear_fit, min_ade_fde)
@@ -23,7 +23,7 @@ from .task import TrajectoryPrior, TrajectoryTask, repeat_cond, sample_futures
 
 __all__ = [
     "FPS", "SCENES", "SceneWindows", "TrajectoryDataset", "check_tracks", "collate_scenes", "load_split",
-    "make_windows", "read_tracks", "rotate", "scene_tensors", "simulate_social_force", "simulated_windows",
+    "heading", "make_windows", "read_tracks", "rotate", "scene_tensors", "simulate_social_force", "simulated_windows",
     "spatial_groups", "tracks_from_dataframe", "baseline_predictor", "collisions", "constant_velocity",
     "cvm_sampled", "displacement_errors", "evaluate_predictor", "final_position_clustering", "linear_fit", "min_ade_fde", "AgentTransformer",
     "plot_scenes", "TrajectoryPrior", "TrajectoryTask", "repeat_cond", "sample_futures",

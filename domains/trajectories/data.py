@@ -222,6 +222,14 @@ def rotate(xy: torch.Tensor, theta: Union[float, torch.Tensor]) -> torch.Tensor:
     return torch.stack([c * x - s * y, s * x + c * y], dim=-1)
 
 
+def heading(hist: torch.Tensor) -> torch.Tensor:
+    """Each agent's heading ``(...,)`` in radians from its observed track ``hist (..., H, 2)``: the direction of
+    the displacement over the last two observed steps, 0 when that displacement is under 1 mm (standing)."""
+    d = hist[..., -1, :] - hist[..., -3, :]
+    speed = d.norm(dim=-1)
+    return torch.where(speed > 1e-3, torch.atan2(d[..., 1], d[..., 0]), torch.zeros_like(speed))
+
+
 def scene_tensors(obs: np.ndarray, fut: Optional[np.ndarray] = None) -> Dict[str, torch.Tensor]:
     """Agent-relative tensors of one scene.
 

@@ -36,7 +36,7 @@ from torch import nn
 from sciflow.nn.embeddings import SinusoidalTimeEmbedding
 from sciflow.registry import register
 
-from .data import rotate
+from .data import heading, rotate
 
 
 class _Block(nn.Module):
@@ -137,9 +137,7 @@ class AgentTransformer(nn.Module):
         if self.canonical:
             # rotate every agent into its own heading frame (last observed direction along +x): the
             # per-agent map is then exactly rotation equivariant; the rotation depends on cond only
-            d = hist[:, :, -1] - hist[:, :, -3]
-            speed = d.norm(dim=-1)
-            theta = torch.where(speed > 1e-3, torch.atan2(d[..., 1], d[..., 0]), torch.zeros_like(speed))
+            theta = heading(hist)
             x = rotate(x, -theta[..., None])
             hist = rotate(hist, -theta[..., None])
         vel = hist[:, :, 1:] - hist[:, :, :-1]

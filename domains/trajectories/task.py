@@ -33,7 +33,7 @@ from sciflow.registry import register
 from sciflow.task import StrictModel, Task
 from sciflow.tree import tree_map
 
-from .data import (SCENES, SceneWindows, TrajectoryDataset, collate_scenes, load_split,
+from .data import (SCENES, SceneWindows, TrajectoryDataset, collate_scenes, heading, load_split, rotate,
                    simulated_windows)
 from .evaluate import baseline_predictor, constant_velocity, evaluate_predictor, final_position_clustering
 from .models import AgentTransformer
@@ -86,6 +86,9 @@ class TrajModelConfig(StrictModel):
     interaction: Literal["distance", "relative"] = "distance"
     prior: Literal["constant_velocity", "zero"] = "constant_velocity"
     prior_std: float = Field(1.0, gt=0)
+    # a fixed codebook of this many source latents instead of random noise: the multiple-choice student
+    # (sciflow distill with targets=data, match_dims=1, candidates=prior_codes); None = random noise
+    prior_codes: Optional[int] = Field(None, ge=1)
 
 
 class TrajEvalConfig(StrictModel):
@@ -118,15 +121,29 @@ class TrajectoryPrior:
     ``x0 = m * (mean + std * (j / T) * eps)`` with ``mean`` the constant-velocity extrapolation
     (``kind="constant_velocity"``) or zero, eps ~ N(0, I), j = 1..T the future step and m the agent mask;
     ``temperature`` (from ``Flow.sample(temperature=...)``) multiplies the noise, never the mean.
+
+    With ``codes = C`` eps is not drawn: row r of the batch uses code ``r % C`` of a fixed codebook of C
+    standard-normal latents ``(C, T, 2)`` (seed ``code_seed``), given in each agent's heading frame (rotated
+    by its heading, :func:`~.data.heading`) so that a code means the same manoeuvre for every agent. Rows
+    come scene-major (C consecutive copies of a scene), so every scene sees all C codes once; n must be a
+    multiple of C. This is the source of the multiple-choice student (see docs/trajectories.md).
     """
 
-    def __init__(self, pred_len: int = 12, kind: str = "constant_velocity", std: float = 1.0):
+    def __init__(self, pred_len: int = 12, kind: str = "constant_velocity", std: float = 1.0,
+                 codes: Optional[int] = None, code_seed: int = 0):
         if kind not in ("constant_velocity", "zero"):
             raise ValueError(f"prior must be constant_velocity or zero, got {kind!r}")
+        if codes is not None and codes < 1:
+            raise ValueError(f"codes must be >= 1 or None, got {codes}")
         self.pred_len, self.kind, self.std = int(pred_len), kind, float(std)
+        self.codes = None if codes is None else int(codes)
+        self.codebook = None
+        if self.codes is not None:
+            g = torch.Generator().manual_seed(int(code_seed))
+            self.codebook = torch.randn((self.codes, self.pred_len, 2), generator=g)
 
     def __repr__(self) -> str:
-        return f"TrajectoryPrior(kind={self.kind!r}, std={self.std})"
+        return f"TrajectoryPrior(kind={self.kind!r}, std={self.std}, codes={self.codes})"
 
     def __call__(self, n: int, cond=None, device=None, dtype=None, generator=None,
                  temperature: float = 1.0) -> torch.Tensor:
@@ -139,7 +156,14 @@ class TrajectoryPrior:
         device = device or hist.device
         hist = hist.to(device=device, dtype=dtype)
         N, T = hist.shape[1], self.pred_len
-        eps = torch.randn((n, N, T, 2), device=device, dtype=dtype, generator=generator)
+        if self.codebook is None:
+            eps = torch.randn((n, N, T, 2), device=device, dtype=dtype, generator=generator)
+        else:
+            if n % self.codes:
+                raise ValueError(f"a prior with codes={self.codes} draws whole codebooks per scene: n must be a "
+                                 f"multiple of {self.codes}, got n={n} (e.g. eval.k * eval.oversample)")
+            book = self.codebook.to(device=device, dtype=dtype).repeat(n // self.codes, 1, 1)  # (n, T, 2)
+            eps = rotate(book[:, None].expand(n, N, T, 2), heading(hist)[..., None])
         ramp = torch.arange(1, T + 1, device=device, dtype=dtype) / T
         x0 = (self.std * temperature) * ramp[:, None] * eps
         if self.kind == "constant_velocity":
@@ -180,6 +204,11 @@ class TrajectoryTask(Task):
             raise ValueError("flow.cond_dropout must be 0 for the trajectories task (the scene history is "
                              "always available; classifier-free guidance is not supported here)")
         self._cache: Dict[str, SceneWindows] = {}
+        codes, ec = self.model_cfg.prior_codes, self.eval_cfg
+        if codes is not None and (ec.k * ec.oversample != codes or ec.noise_scale != 1.0):
+            raise ValueError(f"model.prior_codes={codes} samples exactly its {codes} codes per agent: set "
+                             f"eval.k * eval.oversample = {codes} (got {ec.k} * {ec.oversample}) and "
+                             f"eval.noise_scale = 1 (got {ec.noise_scale}; a temperature would rescale the codes)")
 
     # -- data ------------------------------------------------------------------------------------
     def windows(self, split: str) -> SceneWindows:
@@ -221,7 +250,7 @@ class TrajectoryTask(Task):
 
     def build_flow(self) -> Flow:
         mc = self.model_cfg
-        prior = TrajectoryPrior(self.data_cfg.pred_len, mc.prior, mc.prior_std)
+        prior = TrajectoryPrior(self.data_cfg.pred_len, mc.prior, mc.prior_std, codes=mc.prior_codes)
         return self.make_flow(self.build_model(), source=prior)
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -247,6 +276,27 @@ class TrajectoryTask(Task):
 
         return predict
 
+    @staticmethod
+    def imle_distance(targets: torch.Tensor, candidates: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """ADE + FDE between every target and candidate future of a group, the error minADE/minFDE score.
+
+        Args:
+            targets ``(G, S, *agents, T, 2)``, candidates ``(G, M, *agents, T, 2)`` in metres (``agents`` is
+            empty when every agent is its own group, ``distill.match_dims: 1``), weight broadcastable to
+            ``(G, 1, *agents, T, 2)``: 1 for real agents, 0 for padding.
+        Returns:
+            ``(G, S, M)``: mean over real positions of the Euclidean error plus its mean over real agents'
+            final positions (metres); 0 for groups without real agents.
+        """
+        w = torch.broadcast_to(weight.to(targets.dtype), (targets.shape[0], 1) + tuple(targets.shape[2:]))[..., 0]
+        err = (targets[:, :, None] - candidates[:, None]).norm(dim=-1)  # (G, S, M, *agents, T)
+        w = w[:, :, None]  # (G, 1, 1, *agents, T)
+
+        def wmean(e, ww):
+            return (e * ww).flatten(3).sum(-1) / ww.flatten(3).sum(-1).clamp_min(1e-12)
+
+        return wmean(err, w) + wmean(err[..., -1:], w[..., -1:])
+
     def teacher_samples(self, flow: Flow, cond: dict, n: int, generator: Optional[torch.Generator] = None):
         """IMLE targets for ``sciflow distill``: ``n`` joint futures per scene ``(B, n, N, pred_len, 2)``,
         drawn at the evaluation temperature ``eval.noise_scale`` (without final position clustering)."""
@@ -269,6 +319,8 @@ class TrajectoryTask(Task):
         out["noise_scale"] = ec.noise_scale
         out["fpc_keep"] = ec.fpc_keep
         out["min_agents"] = self.data_cfg.min_agents
+        if self.model_cfg.prior_codes is not None:
+            out["codes"] = self.model_cfg.prior_codes
         if ec.baselines:
             for name in ("constant_velocity", "cvm_s", "linear"):
                 b = evaluate_predictor(baseline_predictor(name, seed=ec.seed), loader, k=ec.k,

@@ -20,10 +20,16 @@ covers all of the teacher's modes instead of averaging them.
 Two generalisations: G may be n Euler steps instead of one (:func:`euler_unrolled`, trained through the
 unrolled sampler, so a few-step student starts exactly at its teacher), and with ``match_dims`` the entries
 of the leading event dimensions (e.g. the agents of a scene) pick their nearest candidate independently.
+
+When the student's source is a fixed codebook of exactly M latents instead of random draws (every condition
+sees the same M codes), the same loss is multiple-choice learning (Guzman-Rivera et al., NeurIPS 2012): each
+code becomes one hypothesis and only the hypothesis nearest to a target is pulled towards it, so the M codes
+learn a K-point summary of the conditional distribution that minimises the expected best-of-M distance; a
+``distance`` other than the squared one (e.g. the task's evaluation metric) can then be trained for directly.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -119,7 +125,8 @@ def split_matched_dims(x: torch.Tensor, k: int) -> torch.Tensor:
 
 def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 20,
               weight: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
-              match_dims: int = 0, steps: int = 1) -> torch.Tensor:
+              match_dims: int = 0, steps: int = 1, distance: Optional[Callable[..., torch.Tensor]] = None
+              ) -> torch.Tensor:
     """Conditional IMLE loss of ``flow``'s Euler generator (:func:`one_step`, or :func:`euler_unrolled`).
 
     Args:
@@ -136,6 +143,10 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
             which is the best-of-M objective behind per-agent minADE_M; entries whose weights are all zero
             (padding) are left out of the mean.
         steps: Euler steps of the student's sampler (:func:`euler_unrolled`); 1 = the one-step generator.
+        distance: ``distance(targets (G', S, *e), candidates (G', M, *e), weight (G', 1, *e)) -> (G', S, M)``
+            (after ``match_dims`` moved matched entries into the group dimension); default
+            :func:`group_distances`, the weighted mean squared distance. Used both to pick each target's
+            nearest candidate and as the loss.
     Returns:
         Scalar loss: mean over (real) groups and targets of the distance to the nearest candidate.
     """
@@ -152,6 +163,10 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
         weight = torch.ones((1, 1) + tuple(targets.shape[2:]), device=targets.device, dtype=targets.dtype)
     weight = split_matched_dims(torch.broadcast_to(weight.to(targets.dtype), (G, 1) + tuple(targets.shape[2:])),
                                 match_dims)
-    d = group_distances(split_matched_dims(targets, match_dims), split_matched_dims(x, match_dims), weight)
+    d = (distance or group_distances)(split_matched_dims(targets, match_dims), split_matched_dims(x, match_dims),
+                                      weight)
+    if d.shape != (weight.shape[0], targets.shape[1], candidates):
+        raise ValueError(f"distance returned shape {tuple(d.shape)}, expected (groups, targets, candidates) = "
+                         f"{(weight.shape[0], targets.shape[1], candidates)}")
     real = (weight.flatten(1).sum(1) > 0).to(d.dtype)  # (G',) groups with any weight
     return (d.min(dim=2).values.mean(dim=1) * real).sum() / real.sum().clamp_min(1.0)

@@ -36,11 +36,13 @@ class IMLEModule(FlowModule):
             ``both`` (S + 1 targets).
         match_dims: leading event dimensions matched independently (see :func:`sciflow.distill.imle_loss`).
         student_steps: Euler steps of the student's sampler, trained through (1 = one-step student).
+        distance: ``"squared"`` or ``"task"``: the task's ``imle_distance(targets, candidates, weight)`` (see
+            :func:`sciflow.distill.imle_loss`), e.g. the error the task evaluates.
     """
 
     def __init__(self, student: Flow, teacher: Flow, teacher_task, trainer_cfg, split_batch, seed: int = 0,
                  loss_weight=None, teacher_samples: int = 20, candidates: int = 20, targets: str = "teacher",
-                 match_dims: int = 0, student_steps: int = 1):
+                 match_dims: int = 0, student_steps: int = 1, distance: str = "squared"):
         super().__init__(student, trainer_cfg, split_batch, seed=seed, loss_weight=loss_weight)
         teacher.eval().requires_grad_(False)
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: stays out of state_dict
@@ -49,6 +51,12 @@ class IMLEModule(FlowModule):
             raise ValueError(f"targets must be teacher, data or both, got {targets!r}")
         self.n_targets, self.n_candidates, self.targets = int(teacher_samples), int(candidates), targets
         self.match_dims, self.student_steps = int(match_dims), int(student_steps)
+        if distance not in ("squared", "task"):
+            raise ValueError(f"distance must be squared or task, got {distance!r}")
+        if distance == "task" and not callable(getattr(teacher_task, "imle_distance", None)):
+            raise ValueError(f"distill.distance=task, but task {type(teacher_task).__name__} defines no "
+                             f"imle_distance(targets, candidates, weight); use distill.distance=squared")
+        self.distance = teacher_task.imle_distance if distance == "task" else None
 
     def on_fit_start(self) -> None:
         self._teacher.to(self.device)
@@ -72,7 +80,7 @@ class IMLEModule(FlowModule):
         if weight is not None:
             weight = weight.unsqueeze(1)  # (G, 1, *event): one weight for all targets of a condition
         loss = imle_loss(self.flow, targets, cond, candidates=self.n_candidates, weight=weight, generator=g,
-                         match_dims=self.match_dims, steps=self.student_steps)
+                         match_dims=self.match_dims, steps=self.student_steps, distance=self.distance)
         if step % self.cfg.log_every == 0 and not torch.isfinite(loss):
             raise FloatingPointError(f"IMLE loss became {loss.item()} at step {step}; lower distill.lr")
         self.log("distill/imle", loss, prog_bar=True, on_step=True, on_epoch=False,
@@ -117,7 +125,8 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
         student.load_state_dict(copy.deepcopy(teacher.state_dict()))
     module = IMLEModule(student, teacher, teacher_task, trainer_cfg, task.split_batch, seed=cfg.seed,
                         loss_weight=task.loss_weight, teacher_samples=d.teacher_samples, candidates=d.candidates,
-                        targets=d.targets, match_dims=d.match_dims, student_steps=d.student_steps)
+                        targets=d.targets, match_dims=d.match_dims, student_steps=d.student_steps,
+                        distance=d.distance)
 
     holder: Dict[str, Any] = {}
 

@@ -173,3 +173,43 @@ def test_distill_on_data_targets_runs_and_rejects_unknown_targets(tmp_path, tiny
     assert res.metrics["distill_steps"] == 4 and res.metrics["nfe"] == 1
     with pytest.raises(ConfigError, match="distill.targets"):
         distill(teacher, ["distill.targets=labels", f"run_dir={tmp_path / 'bad'}"])
+
+
+def test_imle_loss_uses_a_given_distance_and_checks_its_shape():
+    """A custom distance (here the mean absolute error) both picks the nearest candidate and is the loss."""
+    flow = sciflow.Flow(_StandStill(), space=Euclidean((3,)), prediction="velocity")
+    G, S, M = 2, 4, 5
+    y = torch.randn(G, S, 3, generator=torch.Generator().manual_seed(0))
+
+    def l1(targets, candidates, weight):
+        return (targets[:, :, None] - candidates[:, None]).abs().mean(-1)
+
+    loss = imle_loss(flow, y, candidates=M, generator=torch.Generator().manual_seed(1), distance=l1)
+    x = flow.sample_source(G * M, generator=torch.Generator().manual_seed(1)).view(G, M, 3)
+    expect = (y[:, :, None] - x[:, None]).abs().mean(-1).min(dim=2).values.mean()
+    assert loss.item() == pytest.approx(expect.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="distance returned shape"):
+        imle_loss(flow, y, candidates=M, distance=lambda a, b, w: l1(a, b, w)[:, :, :2])
+
+
+def test_imle_with_a_fixed_codebook_learns_one_hypothesis_per_mode():
+    """Multiple-choice learning: a source that hands every condition the same two codes turns IMLE on data
+    into winner-takes-all; data at +-2 (plus 0.05 noise) is then covered by one code each, best-of-2 error ~0."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    book = torch.tensor([[-0.3], [0.3]])
+
+    def codebook(n, cond=None, device=None, dtype=None, generator=None):
+        return book.repeat(n // 2, 1).to(device=device, dtype=dtype or book.dtype)
+
+    student = sciflow.Flow(sciflow.nn.MLP(1, hidden=32), space=Euclidean(1), prediction="x1", source=codebook)
+    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+    for _ in range(300):
+        y = 2.0 * (torch.randint(0, 2, (64, 1, 1), generator=g) * 2.0 - 1.0) + 0.05 * torch.randn(64, 1, 1, generator=g)
+        loss = imle_loss(student, y.view(1, 64, 1), candidates=2, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = student.sample(2, sampler="euler", steps=1).x.squeeze(-1)
+    assert sorted(out.tolist()) == pytest.approx([-2.0, 2.0], abs=0.1), out

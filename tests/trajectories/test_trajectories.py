@@ -381,6 +381,81 @@ def test_teacher_samples_use_the_evaluation_temperature_and_padded_imle_loss_ign
     assert torch.isfinite(l1) and l1.item() == pytest.approx(l2.item(), rel=1e-5)
 
 
+def test_codebook_prior_gives_every_scene_all_codes_in_each_agents_heading_frame():
+    from sciflow.domains.trajectories.task import TrajectoryPrior, repeat_cond
+
+    C, T = 5, 12
+    prior = TrajectoryPrior(T, codes=C, std=1.0)
+    g = torch.Generator().manual_seed(0)
+    hist = torch.cumsum(torch.randn(2, 3, 8, 2, generator=g), dim=2)
+    hist = hist - hist[:, :, -1:]
+    cond = {"hist": hist, "mask": torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])}
+    rep = repeat_cond(cond, C)
+    x0 = prior(2 * C, rep)
+    noise = (x0 - tj.constant_velocity(rep["hist"], T) * rep["mask"][:, :, None, None]).view(2, C, 3, T, 2)
+    ramp = torch.arange(1, T + 1) / T
+    theta = tj.heading(hist)  # (2, 3)
+    for b in range(2):
+        for a in range(3 if b == 0 else 2):
+            # undo the ramp and the agent's heading: code c for row c of every scene
+            code = tj.rotate(noise[b, :, a] / ramp[:, None], -theta[b, a])
+            assert torch.allclose(code, prior.codebook, atol=1e-5)
+    assert (noise[1, :, 2] == 0).all()  # padded agent
+    # the same codes again for a second draw, and a rotated scene gets rotated draws
+    assert torch.equal(prior(2 * C, rep), x0)
+    rot = {**rep, "hist": tj.rotate(rep["hist"], 0.7)}
+    assert torch.allclose(prior(2 * C, rot), tj.rotate(x0, 0.7), atol=1e-5)
+    with pytest.raises(ValueError, match="multiple of 5"):
+        prior(7, {k: v[:7] for k, v in rep.items()})
+
+
+def test_codebook_student_config_must_sample_exactly_its_codes():
+    from sciflow.config import load_config
+
+    base = {"task": "trajectories", "data": {"sim_scenes": 10}, "model": {"prior_codes": 20}}
+    with pytest.raises(ValueError, match="eval.k \\* eval.oversample = 20"):
+        TrajectoryTask(load_config({**base, "eval": {"k": 20, "oversample": 10}}))
+    with pytest.raises(ValueError, match="eval.noise_scale = 1"):
+        TrajectoryTask(load_config({**base, "eval": {"k": 20, "noise_scale": 1.25}}))
+    TrajectoryTask(load_config({**base, "eval": {"k": 20}}))
+
+
+def test_imle_distance_is_ade_plus_fde_over_real_agents():
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.randn(3, 2, 4, 12, 2, generator=g), torch.randn(3, 5, 4, 12, 2, generator=g)
+    w = torch.ones(3, 1, 4, 1, 1)
+    w[1, :, 2:] = 0.0
+    d = TrajectoryTask.imle_distance(y, x, w)
+    assert d.shape == (3, 2, 5)
+    for gi, n in ((0, 4), (1, 2)):
+        err = (y[gi, :, None, :n] - x[gi, None, :, :n]).norm(dim=-1)  # (S, M, n, T)
+        assert torch.allclose(d[gi], err.mean(dim=(-1, -2)) + err[..., -1].mean(-1), atol=1e-5)
+    # per-agent groups (distill.match_dims=1): padded groups cost nothing
+    from sciflow.distill.imle import split_matched_dims
+
+    wa = split_matched_dims(torch.broadcast_to(w, (3, 1, 4, 12, 2)), 1)
+    da = TrajectoryTask.imle_distance(split_matched_dims(y, 1), split_matched_dims(x, 1), wa)
+    assert da.shape == (12, 2, 5) and (da.view(3, 4, 2, 5)[1, 2:] == 0).all()
+
+
+def test_multiple_choice_student_distils_on_the_simulator(tmp_path, one_thread):
+    """sciflow distill with a codebook prior and the task's distance: runs, evaluates its 4 codes, records them."""
+    from sciflow.training import train
+    from sciflow.training.distill import distill
+
+    cfg = {"task": "trajectories", "data": {"sim_scenes": 30}, "run_dir": str(tmp_path / "t"),
+           "model": {"d_model": 32, "depth": 1, "heads": 2, "time_dim": 16},
+           "trainer": {"max_steps": 5, "batch_size": 8, "progress": False},
+           "sample": {"sampler": "euler", "steps": 2}, "eval": {"k": 4, "plot": False, "baselines": False}}
+    teacher = train(cfg, [], evaluate=False)
+    res = distill(teacher.run_dir, ["distill.targets=data", "distill.match_dims=1", "distill.candidates=4",
+                                    "distill.distance=task", "model.prior_codes=4", "distill.max_steps=3",
+                                    "distill.batch_size=4", "trainer.progress=false"])
+    m = res.metrics
+    assert m["codes"] == 4 and m["nfe_per_sample"] == 1 and np.isfinite(m["minFDE_4"])
+    assert res.flow.source.codes == 4
+
+
 @pytest.mark.parametrize("student_nfe,label", [(1, "one-step student (IMLE, 1 NFE)"), (5, "student (IMLE, 5 NFE)")])
 def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student_nfe, label):
     from sciflow.domains.trajectories.benchmark import _markdown
