@@ -134,7 +134,10 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
     distilled = all(f"student/{ade}" in results[s] for s in scenes)
     if distilled:
         nfe = int(first.get("student/nfe_per_sample", 1))
-        row(f"sciflow {'one-step ' if nfe == 1 else ''}student (IMLE, {nfe} NFE)",
+        codes = first.get("student/codes")
+        kind = f"multiple-choice student ({int(codes)} fixed codes" if codes else "student (IMLE"
+        row(f"**sciflow {'one-step ' if nfe == 1 else ''}{kind}, {nfe} NFE)**" if codes else
+            f"sciflow {'one-step ' if nfe == 1 else ''}{kind}, {nfe} NFE)",
             lambda m: (m[f"student/{ade}"], m[f"student/{fde}"]))
     for key, label in BASELINES.items():
         if f"baseline/{key}/{ade}" in first:
@@ -174,6 +177,12 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
                    f"so the joint (scene-level) numbers below mix draws "
                    f"across agents and are not true joint samples; " if over > 1 else "K i.i.d. joint draws; ")
                 + f"source noise scaled by {temp:g} at sampling time (trained with 1).")
+    if distilled and first.get("student/codes"):
+        sampling += (f" Multiple-choice student: the flow fine-tuned on the training data by IMLE with a fixed "
+                     f"codebook of {int(first['student/codes'])} source latents (in each agent's heading frame) and "
+                     f"the ADE + FDE distance, each agent matched to its nearest code (winner-takes-all, "
+                     f"Guzman-Rivera et al. 2012); it predicts its K = {k} futures with one network evaluation "
+                     f"per code, no clustering and no temperature.")
     note = suite.get("note", "")
     min_agents = int(first.get("min_agents", 1))
     windows = ("all windows with at least two such agents (the Social-GAN loader's rule)" if min_agents == 2

@@ -456,8 +456,9 @@ def test_multiple_choice_student_distils_on_the_simulator(tmp_path, one_thread):
     assert res.flow.source.codes == 4
 
 
-@pytest.mark.parametrize("student_nfe,label", [(1, "one-step student (IMLE, 1 NFE)"), (5, "student (IMLE, 5 NFE)")])
-def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student_nfe, label):
+@pytest.mark.parametrize("student_nfe,label,codes", [(1, "one-step student (IMLE, 1 NFE)", None), (5, "student (IMLE, 5 NFE)", None),
+                                                    (1, "one-step multiple-choice student (20 fixed codes, 1 NFE)", 20)])
+def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student_nfe, label, codes):
     from sciflow.domains.trajectories.benchmark import _markdown
 
     def metrics(ade, fde):
@@ -467,6 +468,8 @@ def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student
         m.update({f"student/{k}": v for k, v in m.items()})
         m.update({"student/nfe_per_sample": student_nfe, "student/distill_steps": 3, "student/distill_seconds": 2.0,
                   "student/minFDE_20": fde / 2})
+        if codes:
+            m["student/codes"] = codes
         return m
 
     md = _markdown({"eth": metrics(0.5, 1.0), "zara1": metrics(0.2, 0.4)}, ["eth", "zara1"],
