@@ -214,7 +214,6 @@ def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius
         t0 = time.perf_counter()
         pred = predict(cond, k)
         seconds += time.perf_counter() - t0
-        pred_len = x1.shape[-2]
         if pred.shape != (x1.shape[0], k) + tuple(x1.shape[1:]):
             raise ValueError(f"predictor returned {tuple(pred.shape)}, expected {(x1.shape[0], k) + tuple(x1.shape[1:])}")
         mask = cond["mask"]
@@ -226,7 +225,6 @@ def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius
                      gt_pairs=gcol["pairs"])
         for key, v in stats.items():
             acc[key] = acc.get(key, 0.0) + float(v)
-        del pred_len
     scenes = max(acc.get("scenes", 0.0), 1.0)
     agents = max(acc.get("agents", 0.0), 1.0)
     return {
