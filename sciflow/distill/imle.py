@@ -24,7 +24,7 @@ of the leading event dimensions (e.g. the agents of a scene) pick their nearest 
 When the student's source is a fixed codebook of exactly M latents instead of random draws (every condition
 sees the same M codes), the same loss is multiple-choice learning (Guzman-Rivera et al., NeurIPS 2012): each
 code becomes one hypothesis and only the hypothesis nearest to a target is pulled towards it, so the M codes
-learn a K-point summary of the conditional distribution that minimises the expected best-of-M distance; a
+learn an M-point summary of the conditional distribution that minimises the expected best-of-M distance; a
 ``distance`` other than the squared one (e.g. the task's evaluation metric) can then be trained for directly.
 """
 from __future__ import annotations
