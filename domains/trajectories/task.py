@@ -89,6 +89,9 @@ class TrajModelConfig(StrictModel):
     # a fixed codebook of this many source latents instead of random noise: the multiple-choice student
     # (sciflow distill with targets=data, match_dims=1, candidates=prior_codes); None = random noise
     prior_codes: Optional[int] = Field(None, ge=1)
+    # weight w of the final displacement in the multiple-choice distance ADE + w * FDE (distill.distance=task);
+    # > 1 trades minADE for minFDE
+    imle_fde_weight: float = Field(1.0, ge=0)
 
 
 class TrajEvalConfig(StrictModel):
@@ -276,17 +279,17 @@ class TrajectoryTask(Task):
 
         return predict
 
-    @staticmethod
-    def imle_distance(targets: torch.Tensor, candidates: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """ADE + FDE between every target and candidate future of a group, the error minADE/minFDE score.
+    def imle_distance(self, targets: torch.Tensor, candidates: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """ADE + w * FDE between every target and candidate future of a group (w = ``model.imle_fde_weight``,
+        default 1), the errors minADE/minFDE score.
 
         Args:
             targets ``(G, S, *agents, T, 2)``, candidates ``(G, M, *agents, T, 2)`` in metres (``agents`` is
             empty when every agent is its own group, ``distill.match_dims: 1``), weight broadcastable to
             ``(G, 1, *agents, T, 2)``: 1 for real agents, 0 for padding.
         Returns:
-            ``(G, S, M)``: mean over real positions of the Euclidean error plus its mean over real agents'
-            final positions (metres); 0 for groups without real agents.
+            ``(G, S, M)``: mean over real positions of the Euclidean error plus w times its mean over real
+            agents' final positions (metres); 0 for groups without real agents.
         """
         w = torch.broadcast_to(weight.to(targets.dtype), (targets.shape[0], 1) + tuple(targets.shape[2:]))[..., 0]
         err = (targets[:, :, None] - candidates[:, None]).norm(dim=-1)  # (G, S, M, *agents, T)
@@ -295,7 +298,7 @@ class TrajectoryTask(Task):
         def wmean(e, ww):
             return (e * ww).flatten(3).sum(-1) / ww.flatten(3).sum(-1).clamp_min(1e-12)
 
-        return wmean(err, w) + wmean(err[..., -1:], w[..., -1:])
+        return wmean(err, w) + self.model_cfg.imle_fde_weight * wmean(err[..., -1:], w[..., -1:])
 
     def teacher_samples(self, flow: Flow, cond: dict, n: int, generator: Optional[torch.Generator] = None):
         """IMLE targets for ``sciflow distill``: ``n`` joint futures per scene ``(B, n, N, pred_len, 2)``,

@@ -420,21 +420,26 @@ def test_codebook_student_config_must_sample_exactly_its_codes():
     TrajectoryTask(load_config({**base, "eval": {"k": 20}}))
 
 
-def test_imle_distance_is_ade_plus_fde_over_real_agents():
+@pytest.mark.parametrize("fde_weight", [1.0, 2.5])
+def test_imle_distance_is_ade_plus_weighted_fde_over_real_agents(fde_weight):
+    from sciflow.config import load_config
+
+    task = TrajectoryTask(load_config({"task": "trajectories", "data": {"sim_scenes": 10},
+                                       "model": {"imle_fde_weight": fde_weight}}))
     g = torch.Generator().manual_seed(0)
     y, x = torch.randn(3, 2, 4, 12, 2, generator=g), torch.randn(3, 5, 4, 12, 2, generator=g)
     w = torch.ones(3, 1, 4, 1, 1)
     w[1, :, 2:] = 0.0
-    d = TrajectoryTask.imle_distance(y, x, w)
+    d = task.imle_distance(y, x, w)
     assert d.shape == (3, 2, 5)
     for gi, n in ((0, 4), (1, 2)):
         err = (y[gi, :, None, :n] - x[gi, None, :, :n]).norm(dim=-1)  # (S, M, n, T)
-        assert torch.allclose(d[gi], err.mean(dim=(-1, -2)) + err[..., -1].mean(-1), atol=1e-5)
+        assert torch.allclose(d[gi], err.mean(dim=(-1, -2)) + fde_weight * err[..., -1].mean(-1), atol=1e-5)
     # per-agent groups (distill.match_dims=1): padded groups cost nothing
     from sciflow.distill.imle import split_matched_dims
 
     wa = split_matched_dims(torch.broadcast_to(w, (3, 1, 4, 12, 2)), 1)
-    da = TrajectoryTask.imle_distance(split_matched_dims(y, 1), split_matched_dims(x, 1), wa)
+    da = task.imle_distance(split_matched_dims(y, 1), split_matched_dims(x, 1), wa)
     assert da.shape == (12, 2, 5) and (da.view(3, 4, 2, 5)[1, 2:] == 0).all()
 
 
