@@ -10,6 +10,10 @@ Suite keys (all optional but ``runner``):
 * ``config``: per-fold config path with ``{scene}`` (default ``configs/trajectories/{scene}.yaml``);
 * ``overrides``: dotted overrides applied to every fold (e.g. ``[trainer.max_steps=300]``);
 * ``run_root``: where run directories go (default ``runs/bench_trajectories``);
+* ``resume`` (default false): fold run directories are ``run_root/<scene>`` instead of timestamped ones, so a
+  re-run after an interruption continues each fold from its checkpoint and reuses the metrics of folds
+  (and students) whose saved config is unchanged and whose training finished. Opt-in because a code
+  change since the stored run is invisible to that check;
 * ``threads``: torch intra-op threads (default 1: on a shared 2-core machine two contending threads
   were >10x slower than one);
 * ``distill``: optional list of dotted ``distill.*`` / ``eval.*`` overrides; when present every fold's flow is
@@ -46,6 +50,7 @@ BASELINES = {"constant_velocity": "constant velocity", "cvm_s": "CVM-S (K=20, si
 def run(suite: Dict[str, Any], benchmarks_md: str = "BENCHMARKS.md") -> Dict[str, Any]:
     """Run the suite (see module docstring), write the ``trajectories`` section and return all numbers."""
     from sciflow.training import train
+    from sciflow.training.run import completed_metrics, resolve_config
 
     name = suite.get("name", "trajectories")
     root = suite.get("root", "../shared/data/eth_ucy")
@@ -57,27 +62,34 @@ def run(suite: Dict[str, Any], benchmarks_md: str = "BENCHMARKS.md") -> Dict[str
     overrides = [str(o) for o in suite.get("overrides", [])]
     run_root = Path(suite.get("run_root", "runs/bench_trajectories"))
     threads = int(suite.get("threads", 1))
+    resume = bool(suite.get("resume", False))
     if threads > 0:
         torch.set_num_threads(threads)
 
     results: Dict[str, Dict[str, float]] = {}
     for scene in scenes:
         path = template.format(scene=scene)
-        run_dir = run_root / f"{scene}-{int(time.time())}"
+        run_dir = run_root / (scene if resume else f"{scene}-{int(time.time())}")
         ov = overrides + [f"data.root={root}", f"data.scene={scene}", f"run_dir={run_dir}",
                           "trainer.progress=false", "eval.split=test", "eval.max_scenes=null"]
-        print(f"[trajectories] fold {scene}: training {path} -> {run_dir}", flush=True)
-        res = train(path, ov, evaluate=True)
-        m = dict(res.metrics)
+        done = completed_metrics(resolve_config(path, ov)) if resume else None
+        if done is None:
+            print(f"[trajectories] fold {scene}: training {path} -> {run_dir}", flush=True)
+            done = train(path, ov, evaluate=True).metrics
+        else:
+            print(f"[trajectories] fold {scene}: finished run in {run_dir}, reusing its metrics", flush=True)
+        m = dict(done)
         k = _k(m)
         print(f"[trajectories] {scene}: minADE_{k} {m[f'minADE_{k}']:.3f} minFDE_{k} {m[f'minFDE_{k}']:.3f} "
               f"(train {m.get('train_seconds', float('nan')):.0f} s, {m['sec_per_scene']:.3f} s/scene)", flush=True)
         if "distill" in suite:
-            from sciflow.training.distill import distill
+            from sciflow.training.distill import distill, distill_config
 
             d_over = [str(o) for o in suite["distill"] or []] + ["trainer.progress=false", "eval.plot=false",
                                                                  "eval.baselines=false"]
-            student = distill(res.run_dir, d_over, evaluate=True).metrics
+            student = completed_metrics(distill_config(run_dir, d_over), "distill_steps") if resume else None
+            if student is None:
+                student = distill(run_dir, d_over, evaluate=True).metrics
             m.update({f"student/{key}": v for key, v in student.items()})
             print(f"[trajectories] {scene} student: minADE_{k} {student[f'minADE_{k}']:.3f} "
                   f"minFDE_{k} {student[f'minFDE_{k}']:.3f} ({student['sec_per_scene']:.3f} s/scene)", flush=True)
@@ -127,7 +139,7 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
     def row(label, getter):
         pairs = [getter(results[s]) for s in scenes]
         cells = [f"{a:.2f} / {f:.2f}" for a, f in pairs]
-        cells.append(f"{avg([a for a, _ in pairs]):.2f} / {avg([f for _, f in pairs]):.2f}")
+        cells.append(f"{avg([a for a, _ in pairs]):.3f} / {avg([f for _, f in pairs]):.3f}")
         rows.append([label] + cells)
 
     row("**sciflow flow (ours)**", lambda m: (m[ade], m[fde]))

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 
-from sciflow.config import dump_config, load_config
+from sciflow.config import RunConfig, dump_config, load_config
 from sciflow.flow import Flow
 from sciflow.training.module import FlowModule
 from sciflow.training.run import (TrainResult, _check_resume_compatible, build_task, evaluate_flow, fit_and_save,
@@ -88,6 +88,20 @@ class IMLEModule(FlowModule):
         return loss
 
 
+def distill_config(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = ()) -> RunConfig:
+    """The student run's config: the teacher's with ``overrides``, run directory ``teacher_dir/distill`` by
+    default, and the trainer and sampler taken from the ``distill`` section (one-step Euler by default)."""
+    base = resolve_config(teacher_dir).model_dump(mode="json")
+    base["run_dir"] = str(Path(teacher_dir) / "distill")
+    cfg = load_config(base, overrides)
+    d = cfg.distill
+    trainer_cfg = cfg.trainer.model_copy(update={
+        "max_steps": d.max_steps, "lr": d.lr, "warmup_steps": d.warmup_steps, "lr_schedule": d.lr_schedule,
+        "ema_decay": d.ema_decay, "batch_size": d.batch_size or cfg.trainer.batch_size, "ckpt_every": d.ckpt_every})
+    return cfg.model_copy(update={"trainer": trainer_cfg,
+                                  "sample": cfg.sample.model_copy(update={"sampler": "euler", "steps": d.student_steps})})
+
+
 def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (), evaluate: bool = True) -> TrainResult:
     """Distil the trained run ``teacher_dir`` into a one-step student (see the module docstring).
 
@@ -101,17 +115,10 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
 
     teacher_dir = Path(teacher_dir)
     teacher_task, teacher = load_run(teacher_dir)
-    base = resolve_config(teacher_dir).model_dump(mode="json")
-    base["run_dir"] = str(teacher_dir / "distill")
-    cfg = load_config(base, overrides)
-    d = cfg.distill
+    cfg = distill_config(teacher_dir, overrides)
+    d, trainer_cfg = cfg.distill, cfg.trainer
     # the teacher task draws the targets with the distill section given here (e.g. teacher_steps)
     teacher_task.config = teacher_task.config.model_copy(update={"distill": d})
-    trainer_cfg = cfg.trainer.model_copy(update={
-        "max_steps": d.max_steps, "lr": d.lr, "warmup_steps": d.warmup_steps, "lr_schedule": d.lr_schedule,
-        "ema_decay": d.ema_decay, "batch_size": d.batch_size or cfg.trainer.batch_size, "ckpt_every": d.ckpt_every})
-    cfg = cfg.model_copy(update={"trainer": trainer_cfg,
-                                 "sample": cfg.sample.model_copy(update={"sampler": "euler", "steps": d.student_steps})})
     run_dir = cfg.resolved_run_dir()
     saved = run_dir / "config.yaml"
     if saved.exists():

@@ -231,6 +231,23 @@ def evaluate_flow(task: Task, flow: Flow, run_dir: Path, extra: Optional[Dict[st
     return metrics
 
 
+def completed_metrics(cfg: RunConfig, steps_key: str = "steps") -> Optional[Dict[str, Any]]:
+    """The stored ``metrics.json`` of ``cfg``'s run directory if that run is finished, else None.
+
+    Finished means: the saved ``config.yaml`` equals ``cfg`` in every section and ``metrics[steps_key]``
+    equals ``cfg.trainer.max_steps``. Benchmark runners use it to resume a suite without re-training or
+    re-evaluating finished folds. A code change is invisible to this check, so callers make it opt-in.
+    """
+    run_dir = cfg.resolved_run_dir()
+    saved, stored = run_dir / "config.yaml", run_dir / "metrics.json"
+    if not (saved.exists() and stored.exists()):
+        return None
+    if load_config(saved).model_dump(mode="json") != cfg.model_dump(mode="json"):
+        return None
+    metrics = json.loads(stored.read_text())
+    return metrics if metrics.get(steps_key) == cfg.trainer.max_steps else None
+
+
 def load_run(run_dir: Union[str, os.PathLike], ema: bool = True, map_location: Any = "cpu"):
     """Rebuild the task and the trained flow of a run directory.
 

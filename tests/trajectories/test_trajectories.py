@@ -480,11 +480,49 @@ def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student
     md = _markdown({"eth": metrics(0.5, 1.0), "zara1": metrics(0.2, 0.4)}, ["eth", "zara1"],
                    {"name": "t", "distill": ["distill.max_steps=3"]}, "BENCHMARKS.md")
     flow_row = next(line for line in md.splitlines() if line.startswith("| **sciflow flow"))
-    assert flow_row.endswith("| 0.35 / 0.70 |")                       # the average of the two folds
+    assert flow_row.endswith("| 0.350 / 0.700 |")                     # the average of the two folds, 3 decimals
     student_row = next(line for line in md.splitlines() if label in line)
-    assert student_row.endswith("| 0.35 / 0.35 |")
+    assert student_row.endswith("| 0.350 / 0.350 |")
     assert "published" not in md                                      # two folds: no five-fold averages
     assert "all windows of the test scene" in " ".join(md.split())                     # metrics without min_agents: rule 1
     two = {s: {**metrics(0.2, 0.4), "min_agents": 2} for s in ("eth", "zara1")}
     md2 = _markdown(two, ["eth", "zara1"], {"name": "t"}, "BENCHMARKS.md")
     assert "at least two such agents (the Social-GAN loader's rule) of the test scene" in " ".join(md2.split())
+
+
+def _tiny_eth_ucy(root):
+    """Five scenes x three splits of straight walkers (frame, agent, x, y at 10-frame steps)."""
+    for i, scene in enumerate(tj.SCENES):
+        for split in ("train", "val", "test"):
+            folder = root / scene / split
+            folder.mkdir(parents=True)
+            lines = [f"{10 * f}\t{a}\t{0.3 * f * (1 + 0.1 * i) + a}\t{0.5 * a + 0.05 * f}"
+                     for f in range(24) for a in range(3)]
+            (folder / f"{scene}_{split}.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_benchmark_resume_reuses_finished_folds_and_retrains_changed_ones(tmp_path, monkeypatch):
+    import sciflow.training
+    import sciflow.training.distill
+    from sciflow.domains.trajectories.benchmark import run
+
+    _tiny_eth_ucy(tmp_path / "data")
+    suite = {"root": str(tmp_path / "data"), "scenes": ["hotel"], "run_root": str(tmp_path / "runs"), "resume": True,
+             "overrides": ["trainer.max_steps=2", "trainer.batch_size=2", "model.d_model=16", "model.depth=1",
+                           "model.heads=2", "model.time_dim=16", "sample.steps=2", "eval.oversample=1",
+                           "eval.plot=false"],
+             "distill": ["distill.max_steps=2", "distill.batch_size=2"]}
+    md = str(tmp_path / "B.md")
+    first = run(suite, md)["results"]["hotel"]
+    assert (tmp_path / "runs" / "hotel" / "distill" / "metrics.json").exists()
+    assert first["steps"] == 2 and first["student/distill_steps"] == 2
+
+    calls = []
+    real_train, real_distill = sciflow.training.train, sciflow.training.distill.distill
+    monkeypatch.setattr(sciflow.training, "train", lambda *a, **k: calls.append("train") or real_train(*a, **k))
+    monkeypatch.setattr(sciflow.training.distill, "distill",
+                        lambda *a, **k: calls.append("distill") or real_distill(*a, **k))
+    again = run(suite, md)["results"]["hotel"]
+    assert calls == [] and again == first
+    longer = run({**suite, "distill": ["distill.max_steps=3", "distill.batch_size=2"]}, md)["results"]["hotel"]
+    assert calls == ["distill"] and longer["student/distill_steps"] == 3 and longer["steps"] == 2
