@@ -38,11 +38,13 @@ class IMLEModule(FlowModule):
         student_steps: Euler steps of the student's sampler, trained through (1 = one-step student).
         distance: ``"squared"`` or ``"task"``: the task's ``imle_distance(targets, candidates, weight)`` (see
             :func:`sciflow.distill.imle_loss`), e.g. the error the task evaluates.
+        distance_task: the task whose ``imle_distance`` is used (default ``teacher_task``); :func:`distill`
+            passes the student's task so that overrides of its settings take effect.
     """
 
     def __init__(self, student: Flow, teacher: Flow, teacher_task, trainer_cfg, split_batch, seed: int = 0,
                  loss_weight=None, teacher_samples: int = 20, candidates: int = 20, targets: str = "teacher",
-                 match_dims: int = 0, student_steps: int = 1, distance: str = "squared"):
+                 match_dims: int = 0, student_steps: int = 1, distance: str = "squared", distance_task=None):
         super().__init__(student, trainer_cfg, split_batch, seed=seed, loss_weight=loss_weight)
         teacher.eval().requires_grad_(False)
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: stays out of state_dict
@@ -53,10 +55,11 @@ class IMLEModule(FlowModule):
         self.match_dims, self.student_steps = int(match_dims), int(student_steps)
         if distance not in ("squared", "task"):
             raise ValueError(f"distance must be squared or task, got {distance!r}")
-        if distance == "task" and not callable(getattr(teacher_task, "imle_distance", None)):
-            raise ValueError(f"distill.distance=task, but task {type(teacher_task).__name__} defines no "
+        distance_task = teacher_task if distance_task is None else distance_task
+        if distance == "task" and not callable(getattr(distance_task, "imle_distance", None)):
+            raise ValueError(f"distill.distance=task, but task {type(distance_task).__name__} defines no "
                              f"imle_distance(targets, candidates, weight); use distill.distance=squared")
-        self.distance = teacher_task.imle_distance if distance == "task" else None
+        self.distance = distance_task.imle_distance if distance == "task" else None
 
     def on_fit_start(self) -> None:
         self._teacher.to(self.device)
@@ -133,7 +136,7 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
     module = IMLEModule(student, teacher, teacher_task, trainer_cfg, task.split_batch, seed=cfg.seed,
                         loss_weight=task.loss_weight, teacher_samples=d.teacher_samples, candidates=d.candidates,
                         targets=d.targets, match_dims=d.match_dims, student_steps=d.student_steps,
-                        distance=d.distance)
+                        distance=d.distance, distance_task=task)
 
     holder: Dict[str, Any] = {}
 

@@ -443,10 +443,20 @@ def test_imle_distance_is_ade_plus_weighted_fde_over_real_agents(fde_weight):
     assert da.shape == (12, 2, 5) and (da.view(3, 4, 2, 5)[1, 2:] == 0).all()
 
 
-def test_multiple_choice_student_distils_on_the_simulator(tmp_path, one_thread):
-    """sciflow distill with a codebook prior and the task's distance: runs, evaluates its 4 codes, records them."""
+def test_multiple_choice_student_distils_on_the_simulator(tmp_path, one_thread, monkeypatch):
+    """sciflow distill with a codebook prior and the task's distance: runs, evaluates its 4 codes, records them,
+    and matches with the distance of the overridden (student) config, not the teacher's."""
     from sciflow.training import train
     from sciflow.training.distill import distill
+
+    fde_weights = []
+    real_distance = TrajectoryTask.imle_distance
+
+    def recording_distance(self, *args):
+        fde_weights.append(self.model_cfg.imle_fde_weight)
+        return real_distance(self, *args)
+
+    monkeypatch.setattr(TrajectoryTask, "imle_distance", recording_distance)
 
     cfg = {"task": "trajectories", "data": {"sim_scenes": 30}, "run_dir": str(tmp_path / "t"),
            "model": {"d_model": 32, "depth": 1, "heads": 2, "time_dim": 16},
@@ -455,7 +465,8 @@ def test_multiple_choice_student_distils_on_the_simulator(tmp_path, one_thread):
     teacher = train(cfg, [], evaluate=False)
     res = distill(teacher.run_dir, ["distill.targets=data", "distill.match_dims=1", "distill.candidates=4",
                                     "distill.distance=task", "model.prior_codes=4", "distill.max_steps=3",
-                                    "distill.batch_size=4", "trainer.progress=false"])
+                                    "distill.batch_size=4", "trainer.progress=false", "model.imle_fde_weight=3"])
+    assert set(fde_weights) == {3.0}
     m = res.metrics
     assert m["codes"] == 4 and m["nfe_per_sample"] == 1 and np.isfinite(m["minFDE_4"])
     assert res.flow.source.codes == 4
