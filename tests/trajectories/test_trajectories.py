@@ -537,3 +537,17 @@ def test_benchmark_resume_reuses_finished_folds_and_retrains_changed_ones(tmp_pa
     assert calls == [] and again == first
     longer = run({**suite, "distill": ["distill.max_steps=3", "distill.batch_size=2"]}, md)["results"]["hotel"]
     assert calls == ["distill"] and longer["student/distill_steps"] == 3 and longer["steps"] == 2
+
+
+def test_eval_speed_scale_scales_every_window_and_the_errors_of_constant_velocity():
+    from sciflow.config import load_config
+
+    def task(scale):
+        return TrajectoryTask(load_config({"task": "trajectories", "data": {"sim_scenes": 20},
+                                           "eval": {"k": 1, "speed_scale": scale}}))
+
+    base, fast = next(iter(task(1.0).eval_loader())), next(iter(task(2.5).eval_loader()))
+    assert torch.allclose(fast["x1"], 2.5 * base["x1"]) and torch.allclose(fast["cond"]["hist"], 2.5 * base["cond"]["hist"])
+    cv = {s: tj.evaluate_predictor(tj.baseline_predictor("constant_velocity"), task(s).eval_loader(), k=1)
+          for s in (1.0, 0.5)}
+    assert cv[1.0]["minFDE_1"] > 0 and abs(cv[0.5]["minFDE_1"] - 0.5 * cv[1.0]["minFDE_1"]) < 1e-5
