@@ -53,8 +53,9 @@ def _cmd_sample(args) -> int:
 def _cmd_evaluate(args) -> int:
     from sciflow.training import evaluate_run
 
-    metrics = evaluate_run(args.run_dir)
-    print(f"metrics of {args.run_dir} (also in {args.run_dir}/metrics.json):")
+    metrics = evaluate_run(args.run_dir, args.overrides)
+    print(f"metrics of {args.run_dir}{' with ' + ' '.join(args.overrides) if args.overrides else ''} "
+          f"(also written to {args.run_dir}):")
     _print_metrics(metrics)
     return 0
 
@@ -118,8 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_sample)
 
-    p = sub.add_parser("evaluate", help="evaluate a trained run; writes RUN_DIR/metrics.json")
+    p = sub.add_parser("evaluate", help="evaluate a trained run; writes RUN_DIR/metrics.json "
+                                        "(with overrides: RUN_DIR/metrics_<overrides>.json)")
     p.add_argument("run_dir")
+    p.add_argument("overrides", nargs="*", help="eval.* / sample.* overrides, e.g. eval.split=val sample.steps=10")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("distill", help="distil a trained run into a one-step sampler (IMLE); writes RUN_DIR/distill")

@@ -47,6 +47,12 @@ def test_train_sample_evaluate_cycle(tmp_path, capsys):
     assert main(["evaluate", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["nfe"] == 8  # midpoint, 4 steps
+    # eval-time overrides: same weights, other sampler; the run's own metrics.json stays as it was
+    assert main(["evaluate", str(run), "sample.steps=2"]) == 0
+    assert json.loads((run / "metrics_sample.steps=2.json").read_text())["nfe"] == 4
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    assert main(["evaluate", str(run), "model.hidden=64"]) == 2
+    assert "only the sections ['eval', 'sample']" in capsys.readouterr().err
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["trainer"]["max_steps"] == 30
 

@@ -220,14 +220,15 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
     return TrainResult(run_dir=run_dir, flow=eval_flow, task=task, metrics=metrics, train_seconds=seconds)
 
 
-def evaluate_flow(task: Task, flow: Flow, run_dir: Path, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Run the task's evaluation with a fixed seed and write ``metrics.json`` atomically."""
+def evaluate_flow(task: Task, flow: Flow, run_dir: Path, extra: Optional[Dict[str, Any]] = None,
+                  filename: str = "metrics.json") -> Dict[str, Any]:
+    """Run the task's evaluation with a fixed seed and write ``run_dir/filename`` atomically."""
     torch.manual_seed(task.config.seed)
     with torch.no_grad():
         metrics = dict(task.evaluate(flow, Path(run_dir)))
     if extra:
         metrics.update(extra)
-    _atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    _atomic_write_text(Path(run_dir) / filename, json.dumps(metrics, indent=2, default=float))
     return metrics
 
 
@@ -269,10 +270,26 @@ def load_run(run_dir: Union[str, os.PathLike], ema: bool = True, map_location: A
     return task, flow.eval()
 
 
-def evaluate_run(run_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """Evaluate a trained run directory (``sciflow evaluate``) and write ``metrics.json``."""
-    task, flow = load_run(run_dir)
-    return evaluate_flow(task, flow, Path(run_dir))
+#: config sections an evaluation may override without changing what the checkpoint holds
+EVAL_OVERRIDE_SECTIONS = ("eval", "sample")
+
+
+def evaluate_run(run_dir: Union[str, os.PathLike], overrides: Sequence[str] = ()) -> Dict[str, Any]:
+    """Evaluate a trained run directory (``sciflow evaluate``).
+
+    Without overrides the metrics go to ``metrics.json``. Overrides of the ``eval`` and ``sample`` sections
+    (e.g. a test-time shift or another sampler) evaluate the same weights differently and go to
+    ``metrics_<overrides>.json`` instead, so the run's own metrics are never replaced.
+    """
+    bad = [o for o in overrides if o.split("=", 1)[0].split(".", 1)[0] not in EVAL_OVERRIDE_SECTIONS]
+    if bad:
+        raise ConfigError(f"evaluate overrides {bad}: only the sections {list(EVAL_OVERRIDE_SECTIONS)} may change "
+                          f"at evaluation (the others define the trained model)")
+    _, flow = load_run(run_dir)
+    task = build_task(resolve_config(run_dir, overrides))
+    name = "metrics.json" if not overrides else "metrics_" + "_".join(
+        "".join(c if c.isalnum() or c in ".-=" else "-" for c in o) for o in overrides) + ".json"
+    return evaluate_flow(task, flow, Path(run_dir), filename=name)
 
 
 def sample_run(run_dir: Union[str, os.PathLike], n: int, out: Union[str, os.PathLike], seed: int = 0) -> Path:
