@@ -249,8 +249,10 @@ def completed_metrics(cfg: RunConfig, steps_key: str = "steps") -> Optional[Dict
     return metrics if metrics.get(steps_key) == cfg.trainer.max_steps else None
 
 
-def load_run(run_dir: Union[str, os.PathLike], ema: bool = True, map_location: Any = "cpu"):
-    """Rebuild the task and the trained flow of a run directory.
+def load_run(run_dir: Union[str, os.PathLike], ema: bool = True, map_location: Any = "cpu",
+             overrides: Sequence[str] = ()):
+    """Rebuild the task and the trained flow of a run directory (the task with ``overrides`` of its config,
+    which must leave the model's sections alone so that the checkpoint still fits).
 
     Returns:
         ``(task, flow)``; ``flow`` holds the EMA weights when the run used EMA and ``ema`` is True.
@@ -258,7 +260,7 @@ def load_run(run_dir: Union[str, os.PathLike], ema: bool = True, map_location: A
     from sciflow.training.module import FlowModule
 
     run_dir = Path(run_dir)
-    cfg = resolve_config(run_dir)
+    cfg = resolve_config(run_dir, overrides)
     ckpt = run_dir / CHECKPOINT
     if not ckpt.exists():
         raise FileNotFoundError(f"run directory '{run_dir}' has no checkpoint at {CHECKPOINT}; train it first")
@@ -285,8 +287,7 @@ def evaluate_run(run_dir: Union[str, os.PathLike], overrides: Sequence[str] = ()
     if bad:
         raise ConfigError(f"evaluate overrides {bad}: only the sections {list(EVAL_OVERRIDE_SECTIONS)} may change "
                           f"at evaluation (the others define the trained model)")
-    _, flow = load_run(run_dir)
-    task = build_task(resolve_config(run_dir, overrides))
+    task, flow = load_run(run_dir, overrides=overrides)
     name = "metrics.json" if not overrides else "metrics_" + "_".join(
         "".join(c if c.isalnum() or c in ".-=" else "-" for c in o) for o in overrides) + ".json"
     return evaluate_flow(task, flow, Path(run_dir), filename=name)
