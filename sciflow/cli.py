@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run; writes RUN_DIR/metrics.json "
-                                        "(with overrides: RUN_DIR/metrics_<overrides>.json)")
+                                        "(with overrides: metrics and plots in RUN_DIR/eval/<overrides>/)")
     p.add_argument("run_dir")
     p.add_argument("overrides", nargs="*", help="eval.* / sample.* overrides, e.g. eval.split=val sample.steps=10")
     p.set_defaults(func=_cmd_evaluate)

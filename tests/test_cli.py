@@ -47,10 +47,13 @@ def test_train_sample_evaluate_cycle(tmp_path, capsys):
     assert main(["evaluate", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["nfe"] == 8  # midpoint, 4 steps
-    # eval-time overrides: same weights, other sampler; the run's own metrics.json stays as it was
+    # eval-time overrides: same weights, other sampler; the run's own metrics.json and plot stay as they were
+    plot = (run / "samples.png").read_bytes()
     assert main(["evaluate", str(run), "sample.steps=2"]) == 0
-    assert json.loads((run / "metrics_sample.steps=2.json").read_text())["nfe"] == 4
+    assert json.loads((run / "eval" / "sample.steps=2" / "metrics.json").read_text())["nfe"] == 4
+    assert (run / "eval" / "sample.steps=2" / "samples.png").exists()
     assert json.loads((run / "metrics.json").read_text()) == metrics
+    assert (run / "samples.png").read_bytes() == plot
     assert main(["evaluate", str(run), "model.hidden=64"]) == 2
     assert "only the sections ['eval', 'sample']" in capsys.readouterr().err
     saved = yaml.safe_load((run / "config.yaml").read_text())

@@ -276,12 +276,16 @@ class TrajectoryDataset(torch.utils.data.Dataset):
             positions) by a factor drawn log-uniformly in [lo, hi] each time it is read. At a fixed frame
             rate this scales every speed by the same factor (and the distances between agents), so the
             model sees faster and slower crowds than the training scenes hold. ``None``: no scaling.
+        augment_mirror: with probability 1/2 reflect the whole scene across the x axis (y -> -y) each time it
+            is read. Distances and speeds are kept; turning left becomes turning right, so the model cannot
+            learn a handedness that the test scene may not share.
     """
 
     def __init__(self, windows: SceneWindows, augment_rotation: bool = False, max_agents: Optional[int] = None,
-                 augment_scale: Optional[Sequence[float]] = None):
+                 augment_scale: Optional[Sequence[float]] = None, augment_mirror: bool = False):
         self.windows = windows
         self.augment_rotation = bool(augment_rotation)
+        self.augment_mirror = bool(augment_mirror)
         if augment_scale is not None:
             lo, hi = (float(v) for v in augment_scale)
             if not (0 < lo <= hi):
@@ -302,6 +306,9 @@ class TrajectoryDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         idx = self.index[i]
         st = scene_tensors(self.windows.obs[idx], self.windows.fut[idx])
+        if self.augment_mirror and bool(torch.rand(()) < 0.5):
+            flip = torch.tensor([1.0, -1.0])
+            st = {k: v * flip.to(v.dtype) for k, v in st.items()}
         if self.augment_rotation:
             theta = float(torch.rand(()) * 2 * math.pi)
             st = {k: rotate(v, theta) for k, v in st.items()}

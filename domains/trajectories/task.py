@@ -61,6 +61,7 @@ class TrajDataConfig(StrictModel):
     augment_rotation: bool = True
     max_agents: Optional[int] = Field(None, ge=1)
     augment_scale: Optional[Tuple[float, float]] = None
+    augment_mirror: bool = False  # reflect scenes y -> -y with probability 1/2 (see TrajectoryDataset)
     sim_scenes: int = Field(300, gt=0)
     sim_seed: int = 0
 
@@ -236,7 +237,8 @@ class TrajectoryTask(Task):
     def train_dataset(self):
         dc = self.data_cfg
         return TrajectoryDataset(self.windows("train"), augment_rotation=dc.augment_rotation,
-                                 max_agents=dc.max_agents, augment_scale=dc.augment_scale)
+                                 max_agents=dc.max_agents, augment_scale=dc.augment_scale,
+                                 augment_mirror=dc.augment_mirror)
 
     def val_dataset(self):
         return TrajectoryDataset(self.windows("val"))

@@ -279,18 +279,28 @@ EVAL_OVERRIDE_SECTIONS = ("eval", "sample")
 def evaluate_run(run_dir: Union[str, os.PathLike], overrides: Sequence[str] = ()) -> Dict[str, Any]:
     """Evaluate a trained run directory (``sciflow evaluate``).
 
-    Without overrides the metrics go to ``metrics.json``. Overrides of the ``eval`` and ``sample`` sections
-    (e.g. a test-time shift or another sampler) evaluate the same weights differently and go to
-    ``metrics_<overrides>.json`` instead, so the run's own metrics are never replaced.
+    Without overrides the metrics go to ``metrics.json`` (and the task's plots next to it). Overrides of the
+    ``eval`` and ``sample`` sections (e.g. a test-time shift or another sampler) evaluate the same weights
+    differently; their metrics and plots go to ``RUN_DIR/eval/<overrides>/`` instead, so the run's own
+    ``metrics.json`` and plots are never replaced.
     """
     bad = [o for o in overrides if o.split("=", 1)[0].split(".", 1)[0] not in EVAL_OVERRIDE_SECTIONS]
     if bad:
         raise ConfigError(f"evaluate overrides {bad}: only the sections {list(EVAL_OVERRIDE_SECTIONS)} may change "
                           f"at evaluation (the others define the trained model)")
     task, flow = load_run(run_dir, overrides=overrides)
-    name = "metrics.json" if not overrides else "metrics_" + "_".join(
-        "".join(c if c.isalnum() or c in ".-=" else "-" for c in o) for o in overrides) + ".json"
-    return evaluate_flow(task, flow, Path(run_dir), filename=name)
+    return evaluate_flow(task, flow, evaluation_dir(run_dir, overrides))
+
+
+def evaluation_dir(run_dir: Union[str, os.PathLike], overrides: Sequence[str] = ()) -> Path:
+    """Where :func:`evaluate_run` writes: ``run_dir`` itself, or ``run_dir/eval/<overrides>`` with overrides
+    (characters other than letters, digits and ``.-=`` replaced by ``-``, overrides joined by ``_``)."""
+    if not overrides:
+        return Path(run_dir)
+    name = "_".join("".join(c if c.isalnum() or c in ".-=" else "-" for c in o) for o in overrides)
+    out = Path(run_dir) / "eval" / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def sample_run(run_dir: Union[str, os.PathLike], n: int, out: Union[str, os.PathLike], seed: int = 0) -> Path:

@@ -95,6 +95,24 @@ def test_scale_augmentation_multiplies_every_coordinate_by_one_factor_in_range()
         tj.TrajectoryDataset(w, augment_scale=(2.0, 1.0))
 
 
+def test_mirror_augmentation_reflects_y_of_whole_scenes_about_half_the_time():
+    w = tj.make_windows(tj.simulate_social_force(n_scenes=6, agents=(4, 5), frames=25, seed=1), skip=3)
+    plain = tj.TrajectoryDataset(w)
+    aug = tj.TrajectoryDataset(w, augment_mirror=True)
+    torch.manual_seed(0)
+    flipped = 0
+    for i in range(len(plain)):
+        a, b = plain[i], aug[i]
+        for x, y in ((a["x1"], b["x1"]), (a["cond"]["hist"], b["cond"]["hist"]), (a["cond"]["pos"], b["cond"]["pos"])):
+            assert torch.equal(x[..., 0], y[..., 0])  # x is never touched
+        same = torch.equal(a["x1"], b["x1"])
+        if not same:
+            flipped += 1
+            for x, y in ((a["x1"], b["x1"]), (a["cond"]["hist"], b["cond"]["hist"]), (a["cond"]["pos"], b["cond"]["pos"])):
+                assert torch.equal(y[..., 1], -x[..., 1])  # every agent of the scene, together
+    assert 0.2 * len(plain) < flipped < 0.8 * len(plain)
+
+
 def test_spatial_groups_partition_agents():
     pos = np.random.default_rng(0).normal(size=(37, 2)) * 5
     groups = tj.spatial_groups(pos, 8)
