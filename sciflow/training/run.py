@@ -220,15 +220,14 @@ def train(source: ConfigSource, overrides: Sequence[str] = (), evaluate: bool = 
     return TrainResult(run_dir=run_dir, flow=eval_flow, task=task, metrics=metrics, train_seconds=seconds)
 
 
-def evaluate_flow(task: Task, flow: Flow, run_dir: Path, extra: Optional[Dict[str, Any]] = None,
-                  filename: str = "metrics.json") -> Dict[str, Any]:
-    """Run the task's evaluation with a fixed seed and write ``run_dir/filename`` atomically."""
+def evaluate_flow(task: Task, flow: Flow, run_dir: Path, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Run the task's evaluation with a fixed seed and write ``run_dir/metrics.json`` atomically."""
     torch.manual_seed(task.config.seed)
     with torch.no_grad():
         metrics = dict(task.evaluate(flow, Path(run_dir)))
     if extra:
         metrics.update(extra)
-    _atomic_write_text(Path(run_dir) / filename, json.dumps(metrics, indent=2, default=float))
+    _atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2, default=float))
     return metrics
 
 

@@ -103,13 +103,11 @@ def test_mirror_augmentation_reflects_y_of_whole_scenes_about_half_the_time():
     flipped = 0
     for i in range(len(plain)):
         a, b = plain[i], aug[i]
-        for x, y in ((a["x1"], b["x1"]), (a["cond"]["hist"], b["cond"]["hist"]), (a["cond"]["pos"], b["cond"]["pos"])):
-            assert torch.equal(x[..., 0], y[..., 0])  # x is never touched
-        same = torch.equal(a["x1"], b["x1"])
-        if not same:
+        pairs = [(a["x1"], b["x1"]), (a["cond"]["hist"], b["cond"]["hist"]), (a["cond"]["pos"], b["cond"]["pos"])]
+        assert all(torch.equal(x[..., 0], y[..., 0]) for x, y in pairs)  # x is never touched
+        if not torch.equal(a["x1"], b["x1"]):
             flipped += 1
-            for x, y in ((a["x1"], b["x1"]), (a["cond"]["hist"], b["cond"]["hist"]), (a["cond"]["pos"], b["cond"]["pos"])):
-                assert torch.equal(y[..., 1], -x[..., 1])  # every agent of the scene, together
+            assert all(torch.equal(y[..., 1], -x[..., 1]) for x, y in pairs)  # every agent of the scene, together
     assert 0.2 * len(plain) < flipped < 0.8 * len(plain)
 
 
