@@ -293,7 +293,8 @@ def evaluate_run(run_dir: Union[str, os.PathLike], overrides: Sequence[str] = ()
 
 def evaluation_dir(run_dir: Union[str, os.PathLike], overrides: Sequence[str] = ()) -> Path:
     """Where :func:`evaluate_run` writes: ``run_dir`` itself, or ``run_dir/eval/<overrides>`` with overrides
-    (characters other than letters, digits and ``.-=`` replaced by ``-``, overrides joined by ``_``)."""
+    (characters other than letters, digits and ``.-=`` replaced by ``-``, overrides joined by ``_``), created
+    if missing because tasks write their plots there before the metrics."""
     if not overrides:
         return Path(run_dir)
     name = "_".join("".join(c if c.isalnum() or c in ".-=" else "-" for c in o) for o in overrides)
