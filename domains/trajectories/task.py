@@ -62,12 +62,17 @@ class TrajDataConfig(StrictModel):
     max_agents: Optional[int] = Field(None, ge=1)
     augment_scale: Optional[Tuple[float, float]] = None
     augment_mirror: bool = False  # reflect scenes y -> -y with probability 1/2 (see TrajectoryDataset)
+    # splits the model trains on; [train, val] refits on both once settings were chosen on val (the test
+    # scene is never among them); the trainer's validation loss is then no longer held out
+    train_splits: Tuple[Literal["train", "val"], ...] = ("train",)
     sim_scenes: int = Field(300, gt=0)
     sim_seed: int = 0
 
     def model_post_init(self, _context) -> None:
         if self.source == "eth_ucy" and self.scene is None:
             raise ValueError(f"data.scene is required when data.source is eth_ucy; choose one of {list(SCENES)}")
+        if not self.train_splits or len(set(self.train_splits)) != len(self.train_splits):
+            raise ValueError(f"data.train_splits must list 'train' and/or 'val' once each, got {list(self.train_splits)}")
 
     def resolved_root(self) -> Path:
         return Path(self.root if self.root is not None else os.environ.get("SCIFLOW_ETH_UCY", DEFAULT_ROOT))
@@ -236,7 +241,8 @@ class TrajectoryTask(Task):
 
     def train_dataset(self):
         dc = self.data_cfg
-        return TrajectoryDataset(self.windows("train"), augment_rotation=dc.augment_rotation,
+        windows = SceneWindows.concat([self.windows(split) for split in dc.train_splits])
+        return TrajectoryDataset(windows, augment_rotation=dc.augment_rotation,
                                  max_agents=dc.max_agents, augment_scale=dc.augment_scale,
                                  augment_mirror=dc.augment_mirror)
 

@@ -567,3 +567,18 @@ def test_eval_speed_scale_scales_every_window_and_the_errors_of_constant_velocit
     cv = {s: tj.evaluate_predictor(tj.baseline_predictor("constant_velocity"), task(s).eval_loader(), k=1)
           for s in (1.0, 0.5)}
     assert cv[1.0]["minFDE_1"] > 0 and abs(cv[0.5]["minFDE_1"] - 0.5 * cv[1.0]["minFDE_1"]) < 1e-5
+
+
+def test_train_splits_refit_on_train_and_val_holds_both_splits_windows():
+    from sciflow.config import ConfigError
+
+    refit = _task(sim_scenes=8, train_splits=["train", "val"])
+    assert refit.data_cfg.train_splits == ("train", "val")
+    n_train, n_val = len(refit.windows("train")), len(refit.windows("val"))
+    assert n_train > n_val > 0
+    assert len(refit.train_dataset()) == n_train + n_val
+    assert len(_task(sim_scenes=8).train_dataset()) == n_train
+    with pytest.raises(ConfigError, match="train_splits"):
+        _task(train_splits=["train", "train"])
+    with pytest.raises(ConfigError, match="train_splits"):
+        _task(train_splits=["test"])
