@@ -190,7 +190,11 @@ def parse_overrides(overrides: Sequence[str]) -> Dict[str, Any]:
         key, raw = item.split("=", 1)
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(f"override '{item}' has an empty key part")
-        value = yaml.safe_load(raw) if raw != "" else ""
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override '{item}': the value after '=' is not valid YAML ({err.problem}); quote "
+                              f"list items that contain '=' or brackets, e.g. 'overrides=[\"data.x=[a,b]\"]'") from err
         node = out
         parts = key.split(".")
         for p in parts[:-1]:

@@ -27,6 +27,10 @@ def test_missing_task_and_bad_override_syntax():
         load_config({})
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["trainer.max_steps"])
+    with pytest.raises(ConfigError, match="overrides=.*not valid YAML"):
+        parse_overrides(["overrides=[data.train_splits=[train,val]]"])
+    assert parse_overrides(['overrides=["data.train_splits=[train,val]"]']) == {
+        "overrides": ["data.train_splits=[train,val]"]}
 
 
 def test_task_section_errors_list_allowed_keys(tmp_path):
