@@ -25,6 +25,7 @@ K = 20 samples per agent; the baselines run on the same windows.
 """
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 import time
@@ -125,6 +126,22 @@ def _k(m: Dict[str, float]) -> int:
     return int(next(key for key in m if key.startswith("minADE_")).split("_")[1])
 
 
+def _noise_floor(results, scenes, k, prefix) -> str:
+    """A sentence with each fold's standard error over test agents and that of the average (folds
+    independent: sqrt(sum se^2) / folds); empty for results stored before the errors were recorded."""
+    keys = [f"{prefix}minADE_{k}_se", f"{prefix}minFDE_{k}_se"]
+    if not all(key in results[s] for s in scenes for key in keys):
+        return ""
+    ade_se, fde_se = ([results[s][key] for s in scenes] for key in keys)
+    avg_se = [math.sqrt(sum(v * v for v in se)) / len(scenes) for se in (ade_se, fde_se)]
+    folds = ", ".join(f"{s} {a:.3f} / {f:.3f}" for s, a, f in zip(scenes, ade_se, fde_se))
+    who = "the student" if prefix else "the flow"
+    return (f"\n\nStandard error over test agents of {who}'s minADE_{k} / minFDE_{k} (per-agent spread / "
+            f"sqrt(agents)): {folds}; of the average {avg_se[0]:.3f} / {avg_se[1]:.3f}. That is how far a number "
+            f"could move with another sample of test agents; training seeds add their own spread "
+            f"(docs/trajectories.md).")
+
+
 def _markdown(results, scenes, suite, benchmarks_md) -> str:
     first = next(iter(results.values()))  # settings shared by all folds (k, sampling, which rows exist)
     k = _k(first)
@@ -157,7 +174,7 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
     all_folds = sorted(scenes) == sorted(SCENES)
     for label, (a, f) in PUBLISHED.items() if all_folds else ():  # five-fold averages: only beside all five
         rows.append([f"{label}, published"] + ["" for _ in scenes] + [f"{a:.2f} / {f:.2f}"])
-    table = markdown_table(header, rows)
+    table = markdown_table(header, rows) + _noise_floor(results, scenes, k, "student/" if distilled else "")
 
     detail = markdown_table(
         ["fold", "train steps", "train time [s]", "sec / scene (K samples)", "NFE / sample",

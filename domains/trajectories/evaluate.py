@@ -46,8 +46,9 @@ def displacement_errors(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor
     """Per-agent and per-scene best-of-K errors.
 
     Returns sums and counts so that batches can be accumulated exactly: ``ade_sum``, ``fde_sum`` (over
-    real agents of the per-agent min over K), ``joint_ade_sum``, ``joint_fde_sum`` (over scenes with at
-    least one agent, of the min over K of the scene-mean error), ``agents`` and ``scenes`` counts.
+    real agents of the per-agent min over K), ``ade_sqsum``, ``fde_sqsum`` (the same of its square, for the
+    standard error), ``joint_ade_sum``, ``joint_fde_sum`` (over scenes with at least one agent, of the min
+    over K of the scene-mean error), ``agents`` and ``scenes`` counts.
     """
     _check(pred, gt, mask)
     m = mask.to(pred.dtype)
@@ -59,9 +60,12 @@ def displacement_errors(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor
     denom = n_agents.clamp_min(1).unsqueeze(1)
     joint_ade = ((ade * m.unsqueeze(1)).sum(-1) / denom).min(1).values  # (B,)
     joint_fde = ((fde * m.unsqueeze(1)).sum(-1) / denom).min(1).values
+    best_ade, best_fde = ade.min(1).values, fde.min(1).values  # (B, N)
     return {
-        "ade_sum": (ade.min(1).values * m).sum(),
-        "fde_sum": (fde.min(1).values * m).sum(),
+        "ade_sum": (best_ade * m).sum(),
+        "fde_sum": (best_fde * m).sum(),
+        "ade_sqsum": (best_ade.square() * m).sum(),
+        "fde_sqsum": (best_fde.square() * m).sum(),
         "joint_ade_sum": joint_ade[has].sum(),
         "joint_fde_sum": joint_fde[has].sum(),
         "agents": m.sum(),
@@ -204,8 +208,11 @@ def baseline_predictor(name: str, sigma_deg: float = 25.0, seed: int = 0) -> Pre
 def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius: float = 0.2) -> Dict[str, float]:
     """Run ``predict(cond, k)`` over a loader of collated scenes and aggregate every metric.
 
-    Returns minADE/minFDE (per agent), jointADE/jointFDE (per scene), collision_rate of the predictions,
-    gt_collision_rate of the ground truth (for reference), and sec_per_scene (wall clock of ``predict``).
+    Returns minADE/minFDE (per agent), their standard errors over agents (``minADE_K_se``, ``minFDE_K_se``:
+    sample standard deviation of the per-agent best-of-K error / sqrt(agents); how far the mean could move
+    with another draw of test agents, the noise floor when two methods are compared on one test scene),
+    jointADE/jointFDE (per scene), collision_rate of the predictions, gt_collision_rate of the ground
+    truth (for reference), and sec_per_scene (wall clock of ``predict``).
     """
     acc: Dict[str, float] = {}
     seconds = 0.0
@@ -230,6 +237,8 @@ def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius
     return {
         f"minADE_{k}": acc["ade_sum"] / agents,
         f"minFDE_{k}": acc["fde_sum"] / agents,
+        f"minADE_{k}_se": _standard_error(acc["ade_sum"], acc["ade_sqsum"], acc["agents"]),
+        f"minFDE_{k}_se": _standard_error(acc["fde_sum"], acc["fde_sqsum"], acc["agents"]),
         f"jointADE_{k}": acc["joint_ade_sum"] / scenes,
         f"jointFDE_{k}": acc["joint_fde_sum"] / scenes,
         "collision_rate": acc["collided"] / max(acc["pairs"], 1.0),
@@ -238,3 +247,11 @@ def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius
         "scenes": acc["scenes"],
         "agents": acc["agents"],
     }
+
+
+def _standard_error(total: float, sq_total: float, n: float) -> float:
+    """Standard error of a mean from its sum and sum of squares over n values (nan for n < 2)."""
+    if n < 2:
+        return float("nan")
+    var = max(sq_total - total * total / n, 0.0) / (n - 1)  # max: float round-off of a zero variance
+    return math.sqrt(var / n)

@@ -174,6 +174,24 @@ def test_metrics_on_hand_made_tracks():
     assert m3["minADE"] == pytest.approx(m2["minADE"])
 
 
+def test_standard_error_of_min_fde_accumulates_exactly_over_batches():
+    # K = 1 predictions that miss each agent's end point by a known distance d_i (agents split over scenes,
+    # padding included): minFDE_1 = mean(d) and its standard error = std(d, ddof=1) / sqrt(n)
+    d = torch.tensor([0.5, 1.0, 3.0, 0.25, 2.0], dtype=torch.float64)
+    gt = torch.zeros(3, 2, 12, 2, dtype=torch.float64)
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    pred = gt.clone()
+    pred[mask.bool()] += torch.stack([torch.zeros_like(d), d], -1)[:, None, :]  # constant offset d_i in y
+    pred[~mask.bool()] += 7.0                                                     # padding, must not count
+    batches = [{"x1": gt[i:i + 1], "cond": {"mask": mask[i:i + 1], "pos": torch.zeros(1, 2, 2, dtype=torch.float64)},
+                "pred": pred[i:i + 1]} for i in range(3)]
+    it = iter(batches)
+    out = tj.evaluate_predictor(lambda cond, k: next(it)["pred"][:, None], batches, k=1)
+    assert out["minFDE_1"] == pytest.approx(float(d.mean()))
+    assert out["minFDE_1_se"] == pytest.approx(float(d.std() / 5 ** 0.5))
+    assert out["minADE_1_se"] == pytest.approx(float(d.std() / 5 ** 0.5))
+
+
 def test_collision_rate_on_crossing_paths():
     T = 12
     s = torch.linspace(-3, 3, T)
@@ -515,6 +533,12 @@ def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student
     two = {s: {**metrics(0.2, 0.4), "min_agents": 2} for s in ("eth", "zara1")}
     md2 = _markdown(two, ["eth", "zara1"], {"name": "t"}, "BENCHMARKS.md")
     assert "at least two such agents (the Social-GAN loader's rule) of the test scene" in " ".join(md2.split())
+    assert "Standard error" not in md2                                 # results stored without errors: no line
+    three = {s: {**metrics(0.2, 0.4), "student/minADE_20_se": 0.03, "student/minFDE_20_se": se}
+             for s, se in (("eth", 0.08), ("zara1", 0.06))}
+    md3 = " ".join(_markdown(three, ["eth", "zara1"], {"name": "t", "distill": []}, "BENCHMARKS.md").split())
+    # the average of two independent folds: sqrt(0.08^2 + 0.06^2) / 2 = 0.05; sqrt(2 * 0.03^2) / 2 = 0.021
+    assert "eth 0.030 / 0.080, zara1 0.030 / 0.060; of the average 0.021 / 0.050" in md3
 
 
 def _tiny_eth_ucy(root):
