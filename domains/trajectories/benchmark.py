@@ -19,6 +19,10 @@ Suite keys (all optional but ``runner``):
 * ``distill``: optional list of dotted ``distill.*`` / ``eval.*`` overrides; when present every fold's flow is
   also distilled into a one-step student (``sciflow distill``, conditional IMLE) and the student gets its own
   rows (accuracy, distillation time, seconds per scene at 1 NFE).
+* ``seeds``: optional list of training seeds (e.g. ``[0, 1, 2]``); every fold is then trained (and distilled)
+  once per seed (run directories ``<scene>-seed<s>``), the tables show each number's mean over the seeds,
+  and a line lists every seed's five-fold average with their mean and sample standard deviation. Without it
+  each fold trains once with its config's ``seed``.
 
 Every fold trains from scratch (``sciflow.training.train``) and is evaluated on the full test scene with
 K = 20 samples per agent; the baselines run on the same windows.
@@ -50,9 +54,6 @@ BASELINES = {"constant_velocity": "constant velocity", "cvm_s": "CVM-S (K=20, si
 
 def run(suite: Dict[str, Any], benchmarks_md: str = "BENCHMARKS.md") -> Dict[str, Any]:
     """Run the suite (see module docstring), write the ``trajectories`` section and return all numbers."""
-    from sciflow.training import train
-    from sciflow.training.run import completed_metrics, resolve_config
-
     name = suite.get("name", "trajectories")
     root = suite.get("root", "../shared/data/eth_ucy")
     scenes: List[str] = list(suite.get("scenes", SCENES))
@@ -67,40 +68,71 @@ def run(suite: Dict[str, Any], benchmarks_md: str = "BENCHMARKS.md") -> Dict[str
     if threads > 0:
         torch.set_num_threads(threads)
 
-    results: Dict[str, Dict[str, float]] = {}
-    for scene in scenes:
-        path = template.format(scene=scene)
-        run_dir = run_root / (scene if resume else f"{scene}-{int(time.time())}")
-        ov = overrides + [f"data.root={root}", f"data.scene={scene}", f"run_dir={run_dir}",
-                          "trainer.progress=false", "eval.split=test", "eval.max_scenes=null"]
-        done = completed_metrics(resolve_config(path, ov)) if resume else None
-        if done is None:
-            print(f"[trajectories] fold {scene}: training {path} -> {run_dir}", flush=True)
-            done = train(path, ov, evaluate=True).metrics
-        else:
-            print(f"[trajectories] fold {scene}: finished run in {run_dir}, reusing its metrics", flush=True)
-        m = dict(done)
-        k = _k(m)
-        print(f"[trajectories] {scene}: minADE_{k} {m[f'minADE_{k}']:.3f} minFDE_{k} {m[f'minFDE_{k}']:.3f} "
-              f"(train {m.get('train_seconds', float('nan')):.0f} s, {m['sec_per_scene']:.3f} s/scene)", flush=True)
-        if "distill" in suite:
-            from sciflow.training.distill import distill, distill_config
+    seeds = suite.get("seeds")
+    if seeds is not None and (not isinstance(seeds, (list, tuple)) or not seeds
+                              or not all(isinstance(v, int) and not isinstance(v, bool) for v in seeds)
+                              or len(set(seeds)) != len(seeds)):
+        raise ValueError(f"suite seeds must be a non-empty list of distinct integers, got {seeds!r}")
 
-            d_over = [str(o) for o in suite["distill"] or []] + ["trainer.progress=false", "eval.plot=false",
-                                                                 "eval.baselines=false"]
-            student = completed_metrics(distill_config(run_dir, d_over), "distill_steps") if resume else None
-            if student is None:
-                student = distill(run_dir, d_over, evaluate=True).metrics
-            m.update({f"student/{key}": v for key, v in student.items()})
-            print(f"[trajectories] {scene} student: minADE_{k} {student[f'minADE_{k}']:.3f} "
-                  f"minFDE_{k} {student[f'minFDE_{k}']:.3f} ({student['sec_per_scene']:.3f} s/scene)", flush=True)
-        results[scene] = m
+    per_seed: Dict[Any, Dict[str, Dict[str, float]]] = {}
+    for seed in seeds or [None]:
+        per_seed[seed] = {scene: _run_fold(scene, seed, suite, template, root, overrides, run_root, resume)
+                          for scene in scenes}
+    results = per_seed[None] if seeds is None else {
+        scene: _mean_metrics([per_seed[v][scene] for v in seeds]) for scene in scenes}
 
-    md = _markdown(results, scenes, suite, benchmarks_md)
+    md = _markdown(results, scenes, suite, benchmarks_md, per_seed if seeds is not None else None)
     _save(results, run_root / "results.json")
+    if seeds is not None:
+        _save({str(v): r for v, r in per_seed.items()}, run_root / "results_per_seed.json")
     print(md)
     write_section(name, md, benchmarks_md)
-    return {"results": results}
+    return {"results": results, **({"per_seed": per_seed} if seeds is not None else {})}
+
+
+def _run_fold(scene, seed, suite, template, root, overrides, run_root, resume) -> Dict[str, float]:
+    """Train (or reuse, with ``resume``) one fold at one seed (None: the config's), distil it when the suite
+    asks, and return its metrics (the student's prefixed ``student/``)."""
+    from sciflow.training import train
+    from sciflow.training.run import completed_metrics, resolve_config
+
+    path = template.format(scene=scene)
+    tag = scene if seed is None else f"{scene}-seed{seed}"
+    run_dir = run_root / (tag if resume else f"{tag}-{int(time.time())}")
+    ov = overrides + ([] if seed is None else [f"seed={seed}"]) + [
+        f"data.root={root}", f"data.scene={scene}", f"run_dir={run_dir}",
+        "trainer.progress=false", "eval.split=test", "eval.max_scenes=null"]
+    done = completed_metrics(resolve_config(path, ov)) if resume else None
+    if done is None:
+        print(f"[trajectories] fold {tag}: training {path} -> {run_dir}", flush=True)
+        done = train(path, ov, evaluate=True).metrics
+    else:
+        print(f"[trajectories] fold {tag}: finished run in {run_dir}, reusing its metrics", flush=True)
+    m = dict(done)
+    k = _k(m)
+    print(f"[trajectories] {tag}: minADE_{k} {m[f'minADE_{k}']:.3f} minFDE_{k} {m[f'minFDE_{k}']:.3f} "
+          f"(train {m.get('train_seconds', float('nan')):.0f} s, {m['sec_per_scene']:.3f} s/scene)", flush=True)
+    if "distill" in suite:
+        from sciflow.training.distill import distill, distill_config
+
+        d_over = [str(o) for o in suite["distill"] or []] + ["trainer.progress=false", "eval.plot=false",
+                                                             "eval.baselines=false"]
+        student = completed_metrics(distill_config(run_dir, d_over), "distill_steps") if resume else None
+        if student is None:
+            student = distill(run_dir, d_over, evaluate=True).metrics
+        m.update({f"student/{key}": v for key, v in student.items()})
+        print(f"[trajectories] {tag} student: minADE_{k} {student[f'minADE_{k}']:.3f} "
+              f"minFDE_{k} {student[f'minFDE_{k}']:.3f} ({student['sec_per_scene']:.3f} s/scene)", flush=True)
+    return m
+
+
+def _mean_metrics(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Key-wise mean of numeric metrics over seeds; non-numeric settings (e.g. ``fpc_keep``) from the first."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and all(key in r for r in runs):
+            out[key] = sum(float(r[key]) for r in runs) / len(runs)
+    return out
 
 
 def _save(results, path: Path) -> None:
@@ -142,7 +174,27 @@ def _noise_floor(results, scenes, k, prefix) -> str:
             f"(docs/trajectories.md).")
 
 
-def _markdown(results, scenes, suite, benchmarks_md) -> str:
+def _seed_spread(per_seed, scenes, k, prefix) -> str:
+    """A sentence with every seed's average over the folds and their mean and sample standard deviation."""
+    keys = (f"{prefix}minADE_{k}", f"{prefix}minFDE_{k}")
+    avgs = {seed: [sum(r[s][key] for s in scenes) / len(scenes) for key in keys] for seed, r in per_seed.items()}
+    n = len(avgs)
+
+    def mean_sd(i):
+        vals = [a[i] for a in avgs.values()]
+        mu = sum(vals) / n
+        sd = math.sqrt(sum((v - mu) ** 2 for v in vals) / (n - 1)) if n > 1 else float("nan")
+        return mu, sd
+
+    (ma, sa), (mf, sf) = mean_sd(0), mean_sd(1)
+    listed = ", ".join(f"seed {seed} {a:.3f} / {f:.3f}" for seed, (a, f) in avgs.items())
+    who = "the student's" if prefix else "the flow's"
+    return (f"\n\nEvery number above is the mean over {n} training seeds. Average over the folds of {who} "
+            f"minADE_{k} / minFDE_{k} per seed: {listed}; mean {ma:.3f} / {mf:.3f}, sample standard deviation "
+            f"{sa:.3f} / {sf:.3f} (the standard errors above: means of the seeds').")
+
+
+def _markdown(results, scenes, suite, benchmarks_md, per_seed=None) -> str:
     first = next(iter(results.values()))  # settings shared by all folds (k, sampling, which rows exist)
     k = _k(first)
     ade, fde = f"minADE_{k}", f"minFDE_{k}"
@@ -175,6 +227,8 @@ def _markdown(results, scenes, suite, benchmarks_md) -> str:
     for label, (a, f) in PUBLISHED.items() if all_folds else ():  # five-fold averages: only beside all five
         rows.append([f"{label}, published"] + ["" for _ in scenes] + [f"{a:.2f} / {f:.2f}"])
     table = markdown_table(header, rows) + _noise_floor(results, scenes, k, "student/" if distilled else "")
+    if per_seed:
+        table += _seed_spread(per_seed, scenes, k, "student/" if distilled else "")
 
     detail = markdown_table(
         ["fold", "train steps", "train time [s]", "sec / scene (K samples)", "NFE / sample",

@@ -579,6 +579,35 @@ def test_benchmark_resume_reuses_finished_folds_and_retrains_changed_ones(tmp_pa
     assert calls == ["distill"] and longer["student/distill_steps"] == 3 and longer["steps"] == 2
 
 
+def test_benchmark_seeds_train_each_fold_per_seed_and_report_their_mean_and_spread(tmp_path):
+    import json
+
+    from sciflow.domains.trajectories.benchmark import run
+
+    _tiny_eth_ucy(tmp_path / "data")
+    suite = {"root": str(tmp_path / "data"), "scenes": ["hotel", "zara1"], "run_root": str(tmp_path / "runs"),
+             "resume": True, "seeds": [3, 4], "name": "t",
+             "overrides": ["trainer.max_steps=2", "trainer.batch_size=2", "model.d_model=16", "model.depth=1",
+                           "model.heads=2", "model.time_dim=16", "sample.steps=2", "eval.oversample=1",
+                           "eval.plot=false", "eval.baselines=false"]}
+    md_path = tmp_path / "B.md"
+    out = run(suite, str(md_path))
+    per_seed = json.loads((tmp_path / "runs" / "results_per_seed.json").read_text())
+    assert sorted(per_seed) == ["3", "4"] and (tmp_path / "runs" / "zara1-seed4" / "metrics.json").exists()
+    fde = {seed: [per_seed[seed][s]["minFDE_20"] for s in ("hotel", "zara1")] for seed in per_seed}
+    assert fde["3"] != fde["4"]                                           # the seed reached the training
+    for i, scene in enumerate(("hotel", "zara1")):
+        assert out["results"][scene]["minFDE_20"] == pytest.approx((fde["3"][i] + fde["4"][i]) / 2)
+    avg = {seed: sum(v) / 2 for seed, v in fde.items()}
+    text = " ".join(md_path.read_text().split())
+    assert "mean over 2 training seeds" in text and "seed 3 " in text
+    mean, sd = (avg["3"] + avg["4"]) / 2, abs(avg["3"] - avg["4"]) / 2 ** 0.5
+    assert f"mean {sum(out['results'][s]['minADE_20'] for s in ('hotel', 'zara1')) / 2:.3f} / {mean:.3f}" in text
+    assert f"{sd:.3f} (the standard errors" in text
+    with pytest.raises(ValueError, match="seeds must be a non-empty list of distinct integers"):
+        run({**suite, "seeds": [1, 1]}, str(md_path))
+
+
 def test_eval_speed_scale_scales_every_window_and_the_errors_of_constant_velocity():
     from sciflow.config import load_config
 
