@@ -111,6 +111,10 @@ class DistillConfig(_Strict):
     ckpt_every: int = Field(250, gt=0)
     # IMLE distance: "squared" (mean squared error) or "task" (the task's ``imle_distance``, e.g. its metric)
     distance: Literal["squared", "task"] = "squared"
+    # annealed winner-takes-all: softmin temperature (units of the distance) at step 0, decaying linearly to 0
+    # (hard winner-takes-all) at step anneal_steps (None = max_steps // 2); 0 = hard from the start
+    anneal_temperature: float = Field(0.0, ge=0.0)
+    anneal_steps: Optional[int] = Field(None, gt=0)
 
 
 class RunConfig(_Strict):

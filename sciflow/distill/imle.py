@@ -26,6 +26,16 @@ sees the same M codes), the same loss is multiple-choice learning (Guzman-Rivera
 code becomes one hypothesis and only the hypothesis nearest to a target is pulled towards it, so the M codes
 learn an M-point summary of the conditional distribution that minimises the expected best-of-M distance; a
 ``distance`` other than the squared one (e.g. the task's evaluation metric) can then be trained for directly.
+
+Annealed winner-takes-all (Perera et al., "Annealed Multiple Choice Learning", NeurIPS 2024; Xu et al.,
+"Annealed Winner-Takes-All for Motion Forecasting", 2025): with a temperature T > 0 the hard min is replaced by
+the soft assignment
+
+    L_T = mean_{c, s} sum_m q_T(m | y_s) d(y_s, G(z_m, c)),   q_T(m | y) = softmax_m(-d(y, G(z_m, c)) / T),
+
+with q held fixed (no gradient through the weights), so every candidate is pulled towards a target in
+proportion to how close it already is; as T -> 0 this is the hard min above. Annealing T to 0 over training lets
+hypotheses that start far from all data move before the assignment freezes.
 """
 from __future__ import annotations
 
@@ -123,10 +133,17 @@ def split_matched_dims(x: torch.Tensor, k: int) -> torch.Tensor:
     return x.permute(perm).reshape(-1, x.shape[1], *x.shape[2 + k:])
 
 
+def linear_annealing(step: int, start: float, steps: int) -> float:
+    """Temperature ``start * (1 - step / steps)`` for ``step < steps``, then 0 (hard winner-takes-all)."""
+    if steps < 1:
+        raise ValueError(f"annealing steps must be >= 1, got {steps}")
+    return start * max(0.0, 1.0 - step / steps)
+
+
 def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 20,
               weight: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
-              match_dims: int = 0, steps: int = 1, distance: Optional[Callable[..., torch.Tensor]] = None
-              ) -> torch.Tensor:
+              match_dims: int = 0, steps: int = 1, distance: Optional[Callable[..., torch.Tensor]] = None,
+              temperature: float = 0.0) -> torch.Tensor:
     """Conditional IMLE loss of ``flow``'s Euler generator (:func:`one_step`, or :func:`euler_unrolled`).
 
     Args:
@@ -147,11 +164,17 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
             (after ``match_dims`` moved matched entries into the group dimension); default
             :func:`group_distances`, the weighted mean squared distance. Used both to pick each target's
             nearest candidate and as the loss.
+        temperature: T of the annealed winner-takes-all assignment, in the units of ``distance``; 0 (default)
+            is the hard min, T > 0 weights every candidate by softmax(-d / T) over candidates (weights
+            detached), see the module docstring.
     Returns:
-        Scalar loss: mean over (real) groups and targets of the distance to the nearest candidate.
+        Scalar loss: mean over (real) groups and targets of the distance to the nearest candidate (T = 0) or
+        of the softmin-weighted distance (T > 0).
     """
     if candidates < 1:
         raise ValueError(f"candidates must be >= 1, got {candidates}")
+    if not temperature >= 0.0:
+        raise ValueError(f"temperature must be >= 0 (0 = hard winner-takes-all), got {temperature}")
     if match_dims < 0:
         raise ValueError(f"match_dims must be >= 0, got {match_dims}")
     G = targets.shape[0]
@@ -169,4 +192,8 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
         raise ValueError(f"distance returned shape {tuple(d.shape)}, expected (groups, targets, candidates) = "
                          f"{(weight.shape[0], targets.shape[1], candidates)}")
     real = (weight.flatten(1).sum(1) > 0).to(d.dtype)  # (G',) groups with any weight
-    return (d.min(dim=2).values.mean(dim=1) * real).sum() / real.sum().clamp_min(1.0)
+    if temperature > 0.0:
+        matched = (torch.softmax(-d.detach() / temperature, dim=2) * d).sum(dim=2)
+    else:
+        matched = d.min(dim=2).values
+    return (matched.mean(dim=1) * real).sum() / real.sum().clamp_min(1.0)

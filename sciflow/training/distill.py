@@ -40,11 +40,15 @@ class IMLEModule(FlowModule):
             :func:`sciflow.distill.imle_loss`), e.g. the error the task evaluates.
         distance_task: the task whose ``imle_distance`` is used (default ``teacher_task``); :func:`distill`
             passes the student's task so that overrides of its settings take effect.
+        anneal_temperature, anneal_steps: annealed winner-takes-all, the softmin temperature starts at
+            ``anneal_temperature`` and decays linearly to 0 at step ``anneal_steps``
+            (:func:`sciflow.distill.linear_annealing`); 0 = hard winner-takes-all throughout.
     """
 
     def __init__(self, student: Flow, teacher: Flow, teacher_task, trainer_cfg, split_batch, seed: int = 0,
                  loss_weight=None, teacher_samples: int = 20, candidates: int = 20, targets: str = "teacher",
-                 match_dims: int = 0, student_steps: int = 1, distance: str = "squared", distance_task=None):
+                 match_dims: int = 0, student_steps: int = 1, distance: str = "squared", distance_task=None,
+                 anneal_temperature: float = 0.0, anneal_steps: int = 1):
         super().__init__(student, trainer_cfg, split_batch, seed=seed, loss_weight=loss_weight)
         teacher.eval().requires_grad_(False)
         object.__setattr__(self, "_teacher", teacher)  # not a submodule: stays out of state_dict
@@ -60,12 +64,13 @@ class IMLEModule(FlowModule):
             raise ValueError(f"distill.distance=task, but task {type(distance_task).__name__} defines no "
                              f"imle_distance(targets, candidates, weight); use distill.distance=squared")
         self.distance = distance_task.imle_distance if distance == "task" else None
+        self.anneal_temperature, self.anneal_steps = float(anneal_temperature), int(anneal_steps)
 
     def on_fit_start(self) -> None:
         self._teacher.to(self.device)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        from sciflow.distill import imle_loss
+        from sciflow.distill import imle_loss, linear_annealing
         from sciflow.training.data import step_generator
         from sciflow.tree import first_leaf
 
@@ -83,7 +88,8 @@ class IMLEModule(FlowModule):
         if weight is not None:
             weight = weight.unsqueeze(1)  # (G, 1, *event): one weight for all targets of a condition
         loss = imle_loss(self.flow, targets, cond, candidates=self.n_candidates, weight=weight, generator=g,
-                         match_dims=self.match_dims, steps=self.student_steps, distance=self.distance)
+                         match_dims=self.match_dims, steps=self.student_steps, distance=self.distance,
+                         temperature=linear_annealing(step, self.anneal_temperature, self.anneal_steps))
         if step % self.cfg.log_every == 0 and not torch.isfinite(loss):
             raise FloatingPointError(f"IMLE loss became {loss.item()} at step {step}; lower distill.lr")
         self.log("distill/imle", loss, prog_bar=True, on_step=True, on_epoch=False,
@@ -136,7 +142,8 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
     module = IMLEModule(student, teacher, teacher_task, trainer_cfg, task.split_batch, seed=cfg.seed,
                         loss_weight=task.loss_weight, teacher_samples=d.teacher_samples, candidates=d.candidates,
                         targets=d.targets, match_dims=d.match_dims, student_steps=d.student_steps,
-                        distance=d.distance, distance_task=task)
+                        distance=d.distance, distance_task=task, anneal_temperature=d.anneal_temperature,
+                        anneal_steps=d.anneal_steps or max(1, d.max_steps // 2))
 
     holder: Dict[str, Any] = {}
 

@@ -213,3 +213,71 @@ def test_imle_with_a_fixed_codebook_learns_one_hypothesis_per_mode():
     with torch.no_grad():
         out = student.sample(2, sampler="euler", steps=1).x.squeeze(-1)
     assert sorted(out.tolist()) == pytest.approx([-2.0, 2.0], abs=0.1), out
+
+
+def test_annealed_imle_loss_is_the_softmin_weighted_distance_and_hard_at_zero():
+    """With T > 0 each target's distances to the M candidates are averaged with weights softmax(-d / T);
+    T = 0 is the hard min and a negative T is refused."""
+    flow = sciflow.Flow(_StandStill(), space=Euclidean((3,)), prediction="velocity")
+    G, S, M = 2, 4, 5
+    y = torch.randn(G, S, 3, generator=torch.Generator().manual_seed(0))
+    x = flow.sample_source(G * M, generator=torch.Generator().manual_seed(1)).view(G, M, 3)
+    d = ((y[:, :, None] - x[:, None]) ** 2).mean(-1)  # (G, S, M)
+    for T in (0.3, 2.0):
+        loss = imle_loss(flow, y, candidates=M, generator=torch.Generator().manual_seed(1), temperature=T)
+        expect = (torch.softmax(-d / T, dim=2) * d).sum(2).mean()
+        assert loss.item() == pytest.approx(expect.item(), rel=1e-5)
+        assert loss.item() > d.min(dim=2).values.mean().item()  # soft assignment >= hard min
+    hard = imle_loss(flow, y, candidates=M, generator=torch.Generator().manual_seed(1), temperature=0.0)
+    assert hard.item() == pytest.approx(d.min(dim=2).values.mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="temperature"):
+        imle_loss(flow, y, candidates=M, temperature=-1.0)
+
+
+def test_linear_annealing_reaches_hard_assignment_at_its_last_step():
+    from sciflow.distill import linear_annealing
+
+    assert [linear_annealing(s, 2.0, 4) for s in (0, 1, 4, 9)] == [2.0, 1.5, 0.0, 0.0]
+    with pytest.raises(ValueError, match="annealing steps"):
+        linear_annealing(0, 1.0, 0)
+
+
+class _TwoHypotheses(torch.nn.Module):
+    """x1-prediction that is one free scalar per code: code -1 -> theta[0], code +1 -> theta[1]."""
+
+    def __init__(self, start):
+        super().__init__()
+        self.theta = torch.nn.Parameter(torch.tensor(start))
+
+    def forward(self, x, t, cond=None):
+        return torch.where(x > 0, self.theta[1], self.theta[0])
+
+
+def _fit_two_hypotheses(temperature_at):
+    """Both hypotheses start right of data at +-2, so the nearer one wins every target under hard WTA."""
+    codes = torch.tensor([[-1.0], [1.0]])
+
+    def codebook(n, cond=None, device=None, dtype=None, generator=None):
+        return codes.repeat(n // 2, 1)
+
+    student = sciflow.Flow(_TwoHypotheses([3.0, 5.0]), space=Euclidean(1), prediction="x1", source=codebook)
+    opt = torch.optim.SGD(student.parameters(), lr=0.2)
+    y = torch.tensor([-2.0, 2.0]).repeat(32).view(1, 64, 1)
+    for step in range(400):
+        loss = imle_loss(student, y, candidates=2, temperature=temperature_at(step))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return sorted(student.model.theta.tolist())
+
+
+def test_annealing_revives_a_hypothesis_that_hard_winner_takes_all_leaves_dead():
+    """Hard WTA: the hypothesis at 5 never wins and stays there; annealed from T = 20 (above the critical
+    temperature 2 var = 8 of squared distances, Perera et al. 2024) both hypotheses first merge at the data
+    mean and then split onto the two modes."""
+    from sciflow.distill import linear_annealing
+
+    hard = _fit_two_hypotheses(lambda step: 0.0)
+    assert hard == pytest.approx([0.0, 5.0], abs=0.01)  # one at the data mean, one dead
+    annealed = _fit_two_hypotheses(lambda step: linear_annealing(step, 20.0, 300))
+    assert annealed == pytest.approx([-2.0, 2.0], abs=0.05), annealed
