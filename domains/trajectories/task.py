@@ -98,6 +98,9 @@ class TrajModelConfig(StrictModel):
     # weight w of the final displacement in the multiple-choice distance ADE + w * FDE (distill.distance=task);
     # > 1 trades minADE for minFDE
     imle_fde_weight: float = Field(1.0, ge=0)
+    # "sum": each agent trains the one code nearest by ADE + w * FDE; "separate": the code nearest by ADE learns
+    # the ADE and the code nearest by FDE learns w * FDE, the loss then being minADE + w * minFDE as scored
+    imle_match: Literal["sum", "separate"] = "sum"
 
 
 class TrajEvalConfig(StrictModel):
@@ -304,7 +307,8 @@ class TrajectoryTask(Task):
             ``(G, 1, *agents, T, 2)``: 1 for real agents, 0 for padding.
         Returns:
             ``(G, S, M)``: mean over real positions of the Euclidean error plus w times its mean over real
-            agents' final positions (metres); 0 for groups without real agents.
+            agents' final positions (metres); 0 for groups without real agents. With ``model.imle_match:
+            separate`` the two terms are returned apart, ``(2, G, S, M)``, so that each picks its own code.
         """
         w = torch.broadcast_to(weight.to(targets.dtype), (targets.shape[0], 1) + tuple(targets.shape[2:]))[..., 0]
         err = (targets[:, :, None] - candidates[:, None]).norm(dim=-1)  # (G, S, M, *agents, T)
@@ -313,7 +317,8 @@ class TrajectoryTask(Task):
         def wmean(e, ww):
             return (e * ww).flatten(3).sum(-1) / ww.flatten(3).sum(-1).clamp_min(1e-12)
 
-        return wmean(err, w) + self.model_cfg.imle_fde_weight * wmean(err[..., -1:], w[..., -1:])
+        ade, fde = wmean(err, w), self.model_cfg.imle_fde_weight * wmean(err[..., -1:], w[..., -1:])
+        return torch.stack([ade, fde]) if self.model_cfg.imle_match == "separate" else ade + fde
 
     def teacher_samples(self, flow: Flow, cond: dict, n: int, generator: Optional[torch.Generator] = None):
         """IMLE targets for ``sciflow distill``: ``n`` joint futures per scene ``(B, n, N, pred_len, 2)``,

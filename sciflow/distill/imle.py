@@ -163,7 +163,9 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
         distance: ``distance(targets (G', S, *e), candidates (G', M, *e), weight (G', 1, *e)) -> (G', S, M)``
             (after ``match_dims`` moved matched entries into the group dimension); default
             :func:`group_distances`, the weighted mean squared distance. Used both to pick each target's
-            nearest candidate and as the loss.
+            nearest candidate and as the loss. It may instead return ``(P, G', S, M)``: P error terms, each
+            matched to its own nearest candidate, their minima summed (e.g. ADE and FDE, so that the loss is
+            minADE + minFDE exactly as best-of-M metrics score them, each with its own best candidate).
         temperature: T of the annealed winner-takes-all assignment, in the units of ``distance``; 0 (default)
             is the hard min, T > 0 weights every candidate by softmax(-d / T) over candidates (weights
             detached), see the module docstring.
@@ -188,12 +190,14 @@ def imle_loss(flow, targets: torch.Tensor, cond: Any = None, candidates: int = 2
                                 match_dims)
     d = (distance or group_distances)(split_matched_dims(targets, match_dims), split_matched_dims(x, match_dims),
                                       weight)
-    if d.shape != (weight.shape[0], targets.shape[1], candidates):
+    expected = (weight.shape[0], targets.shape[1], candidates)
+    if d.shape != expected and (d.dim() != 4 or d.shape[1:] != expected):
         raise ValueError(f"distance returned shape {tuple(d.shape)}, expected (groups, targets, candidates) = "
-                         f"{(weight.shape[0], targets.shape[1], candidates)}")
+                         f"{expected} or (terms, groups, targets, candidates)")
+    terms = d if d.dim() == 4 else d.unsqueeze(0)  # (P, G', S, M): every term picks its own nearest candidate
     real = (weight.flatten(1).sum(1) > 0).to(d.dtype)  # (G',) groups with any weight
     if temperature > 0.0:
-        matched = (torch.softmax(-d.detach() / temperature, dim=2) * d).sum(dim=2)
+        matched = (torch.softmax(-terms.detach() / temperature, dim=3) * terms).sum(dim=3)
     else:
-        matched = d.min(dim=2).values
-    return (matched.mean(dim=1) * real).sum() / real.sum().clamp_min(1.0)
+        matched = terms.min(dim=3).values
+    return (matched.sum(dim=0).mean(dim=1) * real).sum() / real.sum().clamp_min(1.0)

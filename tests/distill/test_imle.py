@@ -192,6 +192,27 @@ def test_imle_loss_uses_a_given_distance_and_checks_its_shape():
         imle_loss(flow, y, candidates=M, distance=lambda a, b, w: l1(a, b, w)[:, :, :2])
 
 
+def test_imle_loss_matches_every_term_of_a_stacked_distance_on_its_own():
+    """A distance returning (P, G, S, M) is P error terms, each minimised over its own best candidate:
+    the loss is the sum of the terms' best-of-M errors (e.g. minADE + minFDE), never above matching their sum."""
+    flow = sciflow.Flow(_StandStill(), space=Euclidean((3,)), prediction="velocity")
+    G, S, M = 2, 4, 5
+    y = torch.randn(G, S, 3, generator=torch.Generator().manual_seed(0))
+
+    def first_and_rest(targets, candidates, weight):
+        e = (targets[:, :, None] - candidates[:, None]).abs()  # (G, S, M, 3)
+        return torch.stack([e[..., 0], e[..., 1:].sum(-1)])
+
+    loss = imle_loss(flow, y, candidates=M, generator=torch.Generator().manual_seed(1), distance=first_and_rest)
+    x = flow.sample_source(G * M, generator=torch.Generator().manual_seed(1)).view(G, M, 3)
+    e = (y[:, :, None] - x[:, None]).abs()
+    expect = e[..., 0].min(dim=2).values.mean() + e[..., 1:].sum(-1).min(dim=2).values.mean()
+    assert loss.item() == pytest.approx(expect.item(), rel=1e-6)
+    joint = imle_loss(flow, y, candidates=M, generator=torch.Generator().manual_seed(1),
+                      distance=lambda a, b, w: first_and_rest(a, b, w).sum(0))
+    assert loss.item() < joint.item()
+
+
 def test_imle_with_a_fixed_codebook_learns_one_hypothesis_per_mode():
     """Multiple-choice learning: a source that hands every condition the same two codes turns IMLE on data
     into winner-takes-all; data at +-2 (plus 0.05 noise) is then covered by one code each, best-of-2 error ~0."""

@@ -475,6 +475,13 @@ def test_imle_distance_is_ade_plus_weighted_fde_over_real_agents(fde_weight):
     wa = split_matched_dims(torch.broadcast_to(w, (3, 1, 4, 12, 2)), 1)
     da = task.imle_distance(split_matched_dims(y, 1), split_matched_dims(x, 1), wa)
     assert da.shape == (12, 2, 5) and (da.view(3, 4, 2, 5)[1, 2:] == 0).all()
+    # model.imle_match=separate: the same two terms, returned apart so that each picks its own code
+    sep = TrajectoryTask(load_config({"task": "trajectories", "data": {"sim_scenes": 10},
+                                      "model": {"imle_fde_weight": fde_weight, "imle_match": "separate"}}))
+    ds = sep.imle_distance(y, x, w)
+    assert ds.shape == (2, 3, 2, 5) and torch.allclose(ds.sum(0), d, atol=1e-6)
+    err = (y[0, :, None] - x[0, None]).norm(dim=-1)  # (S, M, N, T)
+    assert torch.allclose(ds[1, 0], fde_weight * err[..., -1].mean(-1), atol=1e-5)
 
 
 def test_multiple_choice_student_distils_on_the_simulator(tmp_path, one_thread, monkeypatch):
