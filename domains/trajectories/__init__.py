@@ -16,7 +16,8 @@ from .data import (FPS, SCENES, SceneWindows, TrajectoryDataset, check_tracks, c
                    heading, make_windows, read_tracks, rotate, scene_tensors, simulate_social_force, simulated_windows,
                    spatial_groups, tracks_from_dataframe)
 from .evaluate import (baseline_predictor, collisions, constant_velocity, cvm_sampled, displacement_errors,
-                       evaluate_predictor, final_position_clustering, linear_fit, min_ade_fde)
+                       evaluate_predictor, final_position_clustering, linear_fit, min_ade_fde,
+                       observed_speed)
 from .models import AgentTransformer
 from .plots import plot_scenes
 from .task import TrajectoryPrior, TrajectoryTask, repeat_cond, sample_futures
@@ -25,6 +26,7 @@ __all__ = [
     "FPS", "SCENES", "SceneWindows", "TrajectoryDataset", "check_tracks", "collate_scenes", "load_split",
     "heading", "make_windows", "read_tracks", "rotate", "scene_tensors", "simulate_social_force", "simulated_windows",
     "spatial_groups", "tracks_from_dataframe", "baseline_predictor", "collisions", "constant_velocity",
-    "cvm_sampled", "displacement_errors", "evaluate_predictor", "final_position_clustering", "linear_fit", "min_ade_fde", "AgentTransformer",
+    "cvm_sampled", "displacement_errors", "evaluate_predictor", "final_position_clustering", "linear_fit",
+    "min_ade_fde", "observed_speed", "AgentTransformer",
     "plot_scenes", "TrajectoryPrior", "TrajectoryTask", "repeat_cond", "sample_futures",
 ]

@@ -12,7 +12,9 @@ Metrics (K = 20 in the ETH/UCY protocol of Gupta et al. 2018):
   whole (mean over its agents), averaged over scenes (Casas et al. 2020; Weng et al. 2023 "joint metrics");
 * ``collision_rate``: fraction of (sample, agent pair) combinations whose predicted positions come closer
   than ``radius`` metres at some future step (pairs of real agents only);
-* time per scene: wall-clock seconds to produce the K samples of one scene.
+* time per scene: wall-clock seconds to produce the K samples of one scene;
+* per speed bin (optional): minADE_K / minFDE_K over the agents whose mean observed speed (metres per
+  step) falls in each bin, so a loss can be located (standing, walking or fast agents).
 
 Baselines (Scholler et al. 2020, "What the constant velocity model can teach us about pedestrian motion
 prediction"): constant velocity (CVM), CVM-S with K headings perturbed by Gaussian angular noise, and a
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,13 +44,16 @@ def _check(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> None:
                          f"got {tuple(mask.shape)}")
 
 
-def displacement_errors(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> Dict[str, torch.Tensor]:
+def displacement_errors(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor,
+                        group: Optional[torch.Tensor] = None, n_groups: int = 0) -> Dict[str, torch.Tensor]:
     """Per-agent and per-scene best-of-K errors.
 
     Returns sums and counts so that batches can be accumulated exactly: ``ade_sum``, ``fde_sum`` (over
     real agents of the per-agent min over K), ``ade_sqsum``, ``fde_sqsum`` (the same of its square, for the
     standard error), ``joint_ade_sum``, ``joint_fde_sum`` (over scenes with at least one agent, of the min
-    over K of the scene-mean error), ``agents`` and ``scenes`` counts.
+    over K of the scene-mean error), ``agents`` and ``scenes`` counts. With ``group`` ``(B, N)`` (long, each
+    agent's group in ``[0, n_groups)``) also ``ade_by_group``, ``fde_by_group`` and ``agents_by_group``,
+    ``(n_groups,)`` sums over the real agents of each group.
     """
     _check(pred, gt, mask)
     m = mask.to(pred.dtype)
@@ -61,7 +66,9 @@ def displacement_errors(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor
     joint_ade = ((ade * m.unsqueeze(1)).sum(-1) / denom).min(1).values  # (B,)
     joint_fde = ((fde * m.unsqueeze(1)).sum(-1) / denom).min(1).values
     best_ade, best_fde = ade.min(1).values, fde.min(1).values  # (B, N)
+    out = {} if group is None else _group_sums(group, m, n_groups, best_ade=best_ade, best_fde=best_fde)
     return {
+        **out,
         "ade_sum": (best_ade * m).sum(),
         "fde_sum": (best_fde * m).sum(),
         "ade_sqsum": (best_ade.square() * m).sum(),
@@ -71,6 +78,32 @@ def displacement_errors(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor
         "agents": m.sum(),
         "scenes": has.to(pred.dtype).sum(),
     }
+
+
+def _group_sums(group: torch.Tensor, m: torch.Tensor, n_groups: int, best_ade: torch.Tensor,
+                best_fde: torch.Tensor) -> Dict[str, torch.Tensor]:
+    if group.shape != m.shape:
+        raise ValueError(f"group must have the mask's shape {tuple(m.shape)}, got {tuple(group.shape)}")
+    idx = group.reshape(-1).long()
+    if idx.numel() and (idx.min() < 0 or idx.max() >= n_groups):
+        raise ValueError(f"group values must lie in [0, {n_groups}), got {int(idx.min())}..{int(idx.max())}")
+
+    def per_group(v):
+        return torch.zeros(n_groups, dtype=m.dtype, device=m.device).index_add_(0, idx, (v * m).reshape(-1))
+
+    return {"ade_by_group": per_group(best_ade), "fde_by_group": per_group(best_fde),
+            "agents_by_group": per_group(torch.ones_like(m))}
+
+
+def observed_speed(hist: torch.Tensor) -> torch.Tensor:
+    """Mean observed speed ``(...,)`` in metres per step from tracks ``hist (..., H, 2)``."""
+    return (hist[..., 1:, :] - hist[..., :-1, :]).norm(dim=-1).mean(-1)
+
+
+def speed_bin_labels(edges: Sequence[float]) -> list:
+    """Names of the speed bins cut at ``edges`` (m/step): ``<e0``, ``e0-e1``, ..., ``>=en``."""
+    inner = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])]
+    return [f"<{edges[0]:g}", *inner, f">={edges[-1]:g}"]
 
 
 def min_ade_fde(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> Dict[str, float]:
@@ -205,16 +238,24 @@ def baseline_predictor(name: str, sigma_deg: float = 25.0, seed: int = 0) -> Pre
 
 
 @torch.no_grad()
-def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius: float = 0.2) -> Dict[str, float]:
+def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius: float = 0.2,
+                       speed_bins: Sequence[float] = ()) -> Dict[str, float]:
     """Run ``predict(cond, k)`` over a loader of collated scenes and aggregate every metric.
 
     Returns minADE/minFDE (per agent), their standard errors over agents (``minADE_K_se``, ``minFDE_K_se``:
     sample standard deviation of the per-agent best-of-K error / sqrt(agents); how far the mean could move
     with another draw of test agents, the noise floor when two methods are compared on one test scene),
     jointADE/jointFDE (per scene), collision_rate of the predictions, gt_collision_rate of the ground
-    truth (for reference), and sec_per_scene (wall clock of ``predict``).
+    truth (for reference), and sec_per_scene (wall clock of ``predict``). With ``speed_bins`` (increasing
+    edges in metres per step of the mean observed speed, :func:`observed_speed`) also
+    ``minADE_K/speed_<bin>``, ``minFDE_K/speed_<bin>`` and ``agents/speed_<bin>`` for every bin
+    (:func:`speed_bin_labels`; nan for an empty bin).
     """
+    edges = [float(e) for e in speed_bins]
+    if any(b <= a for a, b in zip(edges[:-1], edges[1:])) or any(e <= 0 for e in edges):
+        raise ValueError(f"speed_bins must be positive and strictly increasing (m/step), got {list(speed_bins)}")
     acc: Dict[str, float] = {}
+    by_group: Dict[str, torch.Tensor] = {}
     seconds = 0.0
     for batch in loader:
         x1, cond = batch["x1"], batch["cond"]
@@ -224,7 +265,15 @@ def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius
         if pred.shape != (x1.shape[0], k) + tuple(x1.shape[1:]):
             raise ValueError(f"predictor returned {tuple(pred.shape)}, expected {(x1.shape[0], k) + tuple(x1.shape[1:])}")
         mask = cond["mask"]
-        stats = displacement_errors(pred, x1, mask)
+        group = None
+        if edges:
+            cuts = torch.tensor(edges, dtype=x1.dtype, device=x1.device)
+            group = torch.bucketize(observed_speed(cond["hist"].to(x1)), cuts, right=True)
+        stats = displacement_errors(pred, x1, mask, group=group, n_groups=len(edges) + 1)
+        for key in ("ade_by_group", "fde_by_group", "agents_by_group"):
+            if key in stats:
+                v = stats.pop(key).detach().cpu()
+                by_group[key] = by_group[key] + v if key in by_group else v
         origin = cond["pos"][:, None, :, None, :]
         col = collisions(pred + origin, mask, collision_radius)
         gcol = collisions((x1[:, None] + origin), mask, collision_radius)
@@ -234,7 +283,15 @@ def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius
             acc[key] = acc.get(key, 0.0) + float(v)
     scenes = max(acc.get("scenes", 0.0), 1.0)
     agents = max(acc.get("agents", 0.0), 1.0)
+    binned: Dict[str, float] = {}
+    if by_group:
+        for i, label in enumerate(speed_bin_labels(edges)):
+            n = float(by_group["agents_by_group"][i])
+            binned[f"minADE_{k}/speed_{label}"] = float(by_group["ade_by_group"][i]) / n if n else float("nan")
+            binned[f"minFDE_{k}/speed_{label}"] = float(by_group["fde_by_group"][i]) / n if n else float("nan")
+            binned[f"agents/speed_{label}"] = n
     return {
+        **binned,
         f"minADE_{k}": acc["ade_sum"] / agents,
         f"minFDE_{k}": acc["fde_sum"] / agents,
         f"minADE_{k}_se": _standard_error(acc["ade_sum"], acc["ade_sqsum"], acc["agents"]),

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Dict, Literal, Optional, Tuple
+from typing import Dict, List, Literal, Optional, Tuple
 
 import torch
 from pydantic import Field
@@ -116,6 +116,9 @@ class TrajEvalConfig(StrictModel):
     the fixed frame rate every walker is that much faster (> 1) or slower (< 1): a synthetic speed shift of an
     in-distribution validation split, e.g. 0.6 for hotel-like slow walkers or 1.7 for eth's. Errors are in
     the scaled metres, so compare methods at the same ``speed_scale``; reported as ``speed_scale``.
+
+    ``speed_bins`` (metres per step of each agent's mean observed speed, after ``speed_scale``) splits the
+    model's minADE/minFDE by speed: ``minFDE_K/speed_<0.05`` (standing), ``.../speed_0.05-0.2``, ...
     """
 
     k: int = Field(20, gt=0)
@@ -131,6 +134,8 @@ class TrajEvalConfig(StrictModel):
     noise_scale: float = Field(1.0, gt=0)
     fpc_keep: Literal["nearest", "mean"] = "nearest"
     speed_scale: float = Field(1.0, gt=0)
+    # edges (m/step, mean observed speed) of the bins the model's minADE/minFDE are also reported in; [] = off
+    speed_bins: List[float] = Field(default_factory=lambda: [0.05, 0.2, 0.5])
 
 
 class TrajectoryPrior:
@@ -335,7 +340,7 @@ class TrajectoryTask(Task):
         loader = self.eval_loader()
         g = torch.Generator(device=next(flow.parameters()).device).manual_seed(ec.seed)
         metrics = evaluate_predictor(self.flow_predictor(flow, g), loader, k=ec.k,
-                                     collision_radius=ec.collision_radius)
+                                     collision_radius=ec.collision_radius, speed_bins=ec.speed_bins)
         out: Dict[str, float] = dict(metrics)
         out["nfe_per_sample"] = _nfe(self.config.sample)
         out["oversample"] = ec.oversample

@@ -1,5 +1,7 @@
 """Tests of the trajectories domain: loader, windows, augmentation, metrics, baselines, task, training."""
 
+import math
+
 import numpy as np
 import pytest
 from shared_data import shared_data
@@ -190,6 +192,29 @@ def test_standard_error_of_min_fde_accumulates_exactly_over_batches():
     assert out["minFDE_1"] == pytest.approx(float(d.mean()))
     assert out["minFDE_1_se"] == pytest.approx(float(d.std() / 5 ** 0.5))
     assert out["minADE_1_se"] == pytest.approx(float(d.std() / 5 ** 0.5))
+
+
+def test_speed_bins_split_min_fde_by_each_agents_observed_speed():
+    # five real agents (one padded slot) walking at known speeds along x, each predicted with a known final
+    # miss d_i; bins cut at 0.1 and 0.5 m/step: agents at 0.02, 0.05 | 0.3 | 0.8, 1.2; a fourth bin stays empty
+    speeds = torch.tensor([[0.02, 0.3, 0.8], [0.05, 1.2, 9.0]], dtype=torch.float64)
+    d = torch.tensor([[0.5, 1.0, 3.0], [0.25, 2.0, 99.0]], dtype=torch.float64)
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]], dtype=torch.float64)
+    steps = torch.arange(-7, 1, dtype=torch.float64)                       # last observed position at 0
+    hist = torch.stack([speeds[..., None] * steps, torch.zeros(2, 3, 8, dtype=torch.float64)], -1)
+    gt = torch.zeros(2, 3, 12, 2, dtype=torch.float64)
+    pred = gt.clone()[:, None]
+    pred[..., -1, 1] = d[:, None]                                         # only the final position misses
+    batch = {"x1": gt, "cond": {"mask": mask, "pos": torch.zeros(2, 3, 2, dtype=torch.float64), "hist": hist}}
+    out = tj.evaluate_predictor(lambda cond, k: pred, [batch], k=1, speed_bins=[0.1, 0.5, 2.0])
+    assert out["agents/speed_<0.1"] == 2 and out["minFDE_1/speed_<0.1"] == pytest.approx(0.375)
+    assert out["agents/speed_0.1-0.5"] == 1 and out["minFDE_1/speed_0.1-0.5"] == pytest.approx(1.0)
+    assert out["agents/speed_0.5-2"] == 2 and out["minFDE_1/speed_0.5-2"] == pytest.approx(2.5)
+    assert out["agents/speed_>=2"] == 0 and math.isnan(out["minFDE_1/speed_>=2"])  # the padded agent is left out
+    assert out["minADE_1/speed_0.5-2"] == pytest.approx(2.5 / 12)
+    assert out["minFDE_1"] == pytest.approx(float(d[mask.bool()].mean()))
+    with pytest.raises(ValueError, match="speed_bins"):
+        tj.evaluate_predictor(lambda cond, k: pred, [batch], k=1, speed_bins=[0.5, 0.1])
 
 
 def test_collision_rate_on_crossing_paths():
