@@ -30,6 +30,7 @@ K = 20 samples per agent; the baselines run on the same windows.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import sys
 import time
@@ -155,7 +156,8 @@ def render(results_or_runs: Dict[str, Any], suite: Dict[str, Any], benchmarks_md
 
 
 def _k(m: Dict[str, float]) -> int:
-    return int(next(key for key in m if key.startswith("minADE_")).split("_")[1])
+    """K of the stored ``minADE_K`` (not of its per-speed-bin or standard-error variants)."""
+    return int(next(match.group(1) for key in m for match in [re.fullmatch(r"minADE_(\d+)", key)] if match))
 
 
 def _noise_floor(results, scenes, k, prefix) -> str:

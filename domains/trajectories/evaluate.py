@@ -249,7 +249,7 @@ def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius
     truth (for reference), and sec_per_scene (wall clock of ``predict``). With ``speed_bins`` (increasing
     edges in metres per step of the mean observed speed, :func:`observed_speed`) also
     ``minADE_K/speed_<bin>``, ``minFDE_K/speed_<bin>`` and ``agents/speed_<bin>`` for every bin
-    (:func:`speed_bin_labels`; nan for an empty bin).
+    (:func:`speed_bin_labels`; an empty bin reports only its count, 0).
     """
     edges = [float(e) for e in speed_bins]
     if any(b <= a for a, b in zip(edges[:-1], edges[1:])) or any(e <= 0 for e in edges):
@@ -287,9 +287,10 @@ def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius
     if by_group:
         for i, label in enumerate(speed_bin_labels(edges)):
             n = float(by_group["agents_by_group"][i])
-            binned[f"minADE_{k}/speed_{label}"] = float(by_group["ade_by_group"][i]) / n if n else float("nan")
-            binned[f"minFDE_{k}/speed_{label}"] = float(by_group["fde_by_group"][i]) / n if n else float("nan")
             binned[f"agents/speed_{label}"] = n
+            if n:  # an empty bin has a count of 0 and no errors
+                binned[f"minADE_{k}/speed_{label}"] = float(by_group["ade_by_group"][i]) / n
+                binned[f"minFDE_{k}/speed_{label}"] = float(by_group["fde_by_group"][i]) / n
     return {
         **binned,
         f"minADE_{k}": acc["ade_sum"] / agents,
