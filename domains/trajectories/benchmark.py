@@ -196,6 +196,28 @@ def _seed_spread(per_seed, scenes, k, prefix) -> str:
             f"{sa:.3f} / {sf:.3f} (the standard errors above: means of the seeds').")
 
 
+def _speed_table(results, scenes, k) -> str:
+    """minFDE_K per bin of observed speed (``eval.speed_bins``), flow / student and the agents in each bin;
+    empty for results stored before the bins were recorded."""
+    first = results[scenes[0]]
+    labels = [key[len("agents/speed_"):] for key in first if key.startswith("agents/speed_")]
+    if not labels or not all(f"agents/speed_{b}" in results[s] for s in scenes for b in labels):
+        return ""
+    student = all(f"student/minFDE_{k}" in results[s] for s in scenes)
+
+    def cell(m, b):
+        n = int(m[f"agents/speed_{b}"])
+        if not n:
+            return "(0)"
+        pair = [m[f"minFDE_{k}/speed_{b}"]] + ([m[f"student/minFDE_{k}/speed_{b}"]] if student else [])
+        return " / ".join(f"{v:.2f}" for v in pair) + f" ({n})"
+
+    who = "flow / student" if student else "flow"
+    return (f"\n\nminFDE_{k} by each agent's mean observed speed [m/step] ({who}; agents in the bin):\n\n"
+            + markdown_table(["fold"] + [f"speed {b}" for b in labels], [[s] + [cell(results[s], b) for b in labels]
+                                                                       for s in scenes]))
+
+
 def _markdown(results, scenes, suite, benchmarks_md, per_seed=None) -> str:
     first = next(iter(results.values()))  # settings shared by all folds (k, sampling, which rows exist)
     k = _k(first)
@@ -239,7 +261,7 @@ def _markdown(results, scenes, suite, benchmarks_md, per_seed=None) -> str:
           f"{results[s]['sec_per_scene']:.3f}", int(results[s].get("nfe_per_sample", 0)),
           f"{results[s][f'jointADE_{k}']:.2f} / {results[s][f'jointFDE_{k}']:.2f}",
           f"{results[s]['collision_rate']:.3f} / {results[s]['gt_collision_rate']:.3f}",
-          int(results[s]["scenes"]), int(results[s]["agents"])] for s in scenes])
+          int(results[s]["scenes"]), int(results[s]["agents"])] for s in scenes]) + _speed_table(results, scenes, k)
     if distilled:
         detail += "\n\nStudents (`sciflow distill`, conditional IMLE, see docs/distillation.md; suite `distill`: " \
             f"`{suite.get('distill')}`):\n\n" + markdown_table(

@@ -569,6 +569,11 @@ def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student
     md3 = " ".join(_markdown(three, ["eth", "zara1"], {"name": "t", "distill": []}, "BENCHMARKS.md").split())
     # the average of two independent folds: sqrt(0.08^2 + 0.06^2) / 2 = 0.05; sqrt(2 * 0.03^2) / 2 = 0.021
     assert "eth 0.030 / 0.080, zara1 0.030 / 0.060; of the average 0.021 / 0.050" in md3
+    assert "observed speed" not in md3                                 # results stored without speed bins
+    binned = {s: {**metrics(0.2, 0.4), "agents/speed_<0.2": 4.0, "minFDE_20/speed_<0.2": 0.1,
+                  "student/minFDE_20/speed_<0.2": 0.05, "agents/speed_>=0.2": 0.0} for s in ("eth", "zara1")}
+    md4 = _markdown(binned, ["eth", "zara1"], {"name": "t", "distill": []}, "BENCHMARKS.md")
+    assert "| fold | speed <0.2 | speed >=0.2 |" in md4 and "| eth | 0.10 / 0.05 (4) | (0) |" in md4
 
 
 def _tiny_eth_ucy(root):
