@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sciflow.distill import repeat_groups
 from sciflow.flow import Flow
@@ -136,6 +136,13 @@ class TrajEvalConfig(StrictModel):
     speed_scale: float = Field(1.0, gt=0)
     # edges (m/step, mean observed speed) of the bins the model's minADE/minFDE are also reported in; [] = off
     speed_bins: List[float] = Field(default_factory=lambda: [0.05, 0.2, 0.5])
+
+    @field_validator("speed_bins")
+    @classmethod
+    def _increasing_positive_edges(cls, v: List[float]) -> List[float]:
+        if any(e <= 0 for e in v) or any(b <= a for a, b in zip(v[:-1], v[1:])):
+            raise ValueError(f"speed_bins must be positive, strictly increasing edges in m/step, got {v}")
+        return v
 
 
 class TrajectoryPrior:

@@ -213,6 +213,11 @@ def test_speed_bins_split_min_fde_by_each_agents_observed_speed():
     assert out["minFDE_1"] == pytest.approx(float(d[mask.bool()].mean()))
     with pytest.raises(ValueError, match="speed_bins"):
         tj.evaluate_predictor(lambda cond, k: pred, [batch], k=1, speed_bins=[0.5, 0.1])
+    from sciflow.config import load_config
+
+    with pytest.raises(ValueError, match="speed_bins"):  # refused with the config, before any training
+        TrajectoryTask(load_config({"task": "trajectories", "data": {"sim_scenes": 10},
+                                    "eval": {"speed_bins": [0.2, 0.2]}}))
 
 
 def test_collision_rate_on_crossing_paths():
