@@ -100,6 +100,14 @@ def observed_speed(hist: torch.Tensor) -> torch.Tensor:
     return (hist[..., 1:, :] - hist[..., :-1, :]).norm(dim=-1).mean(-1)
 
 
+def check_speed_bins(edges: Sequence[float]) -> list:
+    """``edges`` as floats; a ``ValueError`` unless they are positive and strictly increasing (m/step)."""
+    out = [float(e) for e in edges]
+    if any(e <= 0 for e in out) or any(b <= a for a, b in zip(out[:-1], out[1:])):
+        raise ValueError(f"speed_bins must be positive, strictly increasing edges in m/step, got {list(edges)}")
+    return out
+
+
 def speed_bin_labels(edges: Sequence[float]) -> list:
     """Names of the speed bins cut at ``edges`` (m/step): ``<e0``, ``e0-e1``, ..., ``>=en``."""
     inner = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])]
@@ -251,9 +259,7 @@ def evaluate_predictor(predict: Predictor, loader, k: int = 20, collision_radius
     ``minADE_K/speed_<bin>``, ``minFDE_K/speed_<bin>`` and ``agents/speed_<bin>`` for every bin
     (:func:`speed_bin_labels`; an empty bin reports only its count, 0).
     """
-    edges = [float(e) for e in speed_bins]
-    if any(b <= a for a, b in zip(edges[:-1], edges[1:])) or any(e <= 0 for e in edges):
-        raise ValueError(f"speed_bins must be positive and strictly increasing (m/step), got {list(speed_bins)}")
+    edges = check_speed_bins(speed_bins)
     acc: Dict[str, float] = {}
     by_group: Dict[str, torch.Tensor] = {}
     seconds = 0.0

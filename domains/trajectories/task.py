@@ -35,7 +35,8 @@ from sciflow.tree import tree_map
 
 from .data import (SCENES, SceneWindows, TrajectoryDataset, collate_scenes, heading, load_split, rotate,
                    simulated_windows)
-from .evaluate import baseline_predictor, constant_velocity, evaluate_predictor, final_position_clustering
+from .evaluate import (baseline_predictor, check_speed_bins, constant_velocity, evaluate_predictor,
+                       final_position_clustering)
 from .models import AgentTransformer
 
 #: default ETH/UCY location: relative to the working directory (the repository root in this project)
@@ -140,9 +141,7 @@ class TrajEvalConfig(StrictModel):
     @field_validator("speed_bins")
     @classmethod
     def _increasing_positive_edges(cls, v: List[float]) -> List[float]:
-        if any(e <= 0 for e in v) or any(b <= a for a, b in zip(v[:-1], v[1:])):
-            raise ValueError(f"speed_bins must be positive, strictly increasing edges in m/step, got {v}")
-        return v
+        return check_speed_bins(v)
 
 
 class TrajectoryPrior:
