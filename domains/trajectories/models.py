@@ -23,6 +23,13 @@ the query agent: neighbour position p_j - p_i and velocity difference v_j - v_i,
 heading frame, and their distance (the edge features of Trajectron++, Salzmann et al. 2020, used as an
 attention bias); tokens then also carry their scene-frame velocity, so a neighbour's message can be related
 to the query's own motion.
+
+With ``modes = C`` (the multiple-choice student, whose batch holds C consecutive copies of every scene, one
+per code) every agent block is followed by a block of self-attention over the C copies of each agent, so an
+agent's C predicted futures see each other and can spread over its possible manoeuvres instead of being
+made one code at a time (the mode self-attention of motion forecasters such as MTR, Shi et al. 2022, and
+QCNet, Zhou et al. 2023). Its output projection starts at zero, so a student initialised from a teacher
+without it starts as the teacher.
 """
 from __future__ import annotations
 
@@ -76,6 +83,30 @@ class _Block(nn.Module):
         return h
 
 
+class _ModeBlock(nn.Module):
+    """Pre-norm self-attention over the C mode copies of every agent, residual, zero-initialised output."""
+
+    def __init__(self, d: int, heads: int, modes: int):
+        super().__init__()
+        self.heads, self.modes = heads, modes
+        self.norm = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """``h (B*C, N, d)`` with C consecutive copies of each scene -> same shape."""
+        BC, N, d = h.shape
+        C, H = self.modes, self.heads
+        B, dh = BC // C, d // H
+        x = self.norm(h).view(B, C, N, d).transpose(1, 2)  # (B, N, C, d): one sequence of modes per agent
+        q, k, v = self.qkv(x).view(B, N, C, 3, H, dh).permute(3, 0, 1, 4, 2, 5)  # (B, N, H, C, dh) each
+        o = F.scaled_dot_product_attention(q, k, v)  # (B, N, H, C, dh)
+        o = o.permute(0, 3, 1, 2, 4).reshape(BC, N, d)  # back to (B*C, N, d), scene-major
+        return h + self.out(o)
+
+
 @register("model", "agent_transformer")
 class AgentTransformer(nn.Module):
     """Transformer over the agents of a scene predicting all agents' futures jointly.
@@ -94,14 +125,19 @@ class AgentTransformer(nn.Module):
         interaction: ``"distance"`` (attention bias linear in the distance, one slope per head and block) or
             ``"relative"`` (bias = MLP of the neighbour's position and velocity relative to the query agent,
             in the query's heading frame when ``canonical``; see the module docstring).
+        modes: C > 1 adds self-attention over the C code copies of each agent after every block (the
+            multiple-choice student; the batch must hold C consecutive copies of every scene, as the
+            codebook prior and the samplers arrange it); None = every row on its own.
     """
 
     def __init__(self, obs_len: int = 8, pred_len: int = 12, d_model: int = 128, heads: int = 4,
                  depth: int = 3, time_dim: int = 64, scale: float = 2.0, dropout: float = 0.0,
-                 canonical: bool = True, interaction: str = "distance"):
+                 canonical: bool = True, interaction: str = "distance", modes: Optional[int] = None):
         super().__init__()
         if interaction not in ("distance", "relative"):
             raise ValueError(f"interaction must be 'distance' or 'relative', got {interaction!r}")
+        if modes is not None and modes < 2:
+            raise ValueError(f"modes must be >= 2 (the codes attended over) or None, got {modes}")
         if d_model % heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
         self.obs_len, self.pred_len, self.scale = int(obs_len), int(pred_len), float(scale)
@@ -116,6 +152,9 @@ class AgentTransformer(nn.Module):
         if interaction == "relative":
             # 5 pair features -> one bias per head and block
             self.pair_mlp = nn.Sequential(nn.Linear(5, 64), nn.SiLU(), nn.Linear(64, depth * heads))
+        self.modes = None if modes is None else int(modes)
+        if self.modes is not None:
+            self.mode_blocks = nn.ModuleList([_ModeBlock(d_model, heads, self.modes) for _ in range(depth)])
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Optional[dict] = None) -> torch.Tensor:
         if cond is None or not isinstance(cond, dict):
@@ -127,6 +166,9 @@ class AgentTransformer(nn.Module):
         if x.dim() != 4 or x.shape[-2:] != (self.pred_len, 2):
             raise ValueError(f"x must have shape (B, N, {self.pred_len}, 2), got {tuple(x.shape)}")
         B, N = x.shape[:2]
+        if self.modes is not None and B % self.modes:
+            raise ValueError(f"with modes={self.modes} the batch holds {self.modes} consecutive copies of every "
+                             f"scene, so its size must be a multiple of {self.modes}; got {B}")
         if hist.shape != (B, N, self.obs_len, 2) or pos.shape != (B, N, 2) or mask.shape != (B, N):
             raise ValueError(f"cond shapes {tuple(hist.shape)}, {tuple(pos.shape)}, {tuple(mask.shape)} do not "
                              f"match x {tuple(x.shape)} (expected (B,N,{self.obs_len},2), (B,N,2), (B,N))")
@@ -153,8 +195,10 @@ class AgentTransformer(nn.Module):
         biases = [None] * len(self.blocks)
         if self.interaction == "relative":
             biases = self._pair_biases(pos, vel_scene, theta, dist)
-        for blk, pb in zip(self.blocks, biases):
+        for i, (blk, pb) in enumerate(zip(self.blocks, biases)):
             h = blk(h, temb, dist, key_bias, pb)
+            if self.modes is not None:
+                h = self.mode_blocks[i](h)
         out = self.head(self.norm(h)).view(B, N, self.pred_len, 2)
         if self.canonical:
             out = rotate(out, theta[..., None])

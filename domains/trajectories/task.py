@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sciflow.distill import repeat_groups
 from sciflow.flow import Flow
@@ -102,6 +102,15 @@ class TrajModelConfig(StrictModel):
     # "sum": each agent trains the one code nearest by ADE + w * FDE; "separate": the code nearest by ADE learns
     # the ADE and the code nearest by FDE learns w * FDE, the loss then being minADE + w * minFDE as scored
     imle_match: Literal["sum", "separate"] = "sum"
+    # with prior_codes: the student's futures of one agent attend to each other (AgentTransformer(modes=C))
+    mode_attention: bool = False
+
+    @model_validator(mode="after")
+    def _modes_need_codes(self):
+        if self.mode_attention and (self.prior_codes is None or self.prior_codes < 2):
+            raise ValueError(f"model.mode_attention attends over the codes of model.prior_codes, which must then "
+                             f"be >= 2 (got {self.prior_codes})")
+        return self
 
 
 class TrajEvalConfig(StrictModel):
@@ -277,7 +286,8 @@ class TrajectoryTask(Task):
         mc, dc = self.model_cfg, self.data_cfg
         return AgentTransformer(obs_len=dc.obs_len, pred_len=dc.pred_len, d_model=mc.d_model, heads=mc.heads,
                                 depth=mc.depth, time_dim=mc.time_dim, scale=mc.scale, dropout=mc.dropout,
-                                canonical=mc.canonical, interaction=mc.interaction)
+                                canonical=mc.canonical, interaction=mc.interaction,
+                                modes=mc.prior_codes if mc.mode_attention else None)
 
     def build_flow(self) -> Flow:
         mc = self.model_cfg

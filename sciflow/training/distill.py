@@ -111,6 +111,19 @@ def distill_config(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str
                                   "sample": cfg.sample.model_copy(update={"sampler": "euler", "steps": d.student_steps})})
 
 
+def _init_student(student, teacher) -> None:
+    """Copy the teacher's weights into the student. The student may add modules the teacher lacks (e.g. a
+    layer that only makes sense for its fixed codebook); those keep their own initialisation and are named on
+    stdout. A teacher weight the student has no place for is an error, never silently dropped."""
+    result = student.load_state_dict(copy.deepcopy(teacher.state_dict()), strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"the teacher has weights the student lacks: {result.unexpected_keys[:5]} "
+                         f"({len(result.unexpected_keys)} in all); the student's model config must extend the teacher's")
+    if result.missing_keys:
+        print(f"distill: {len(result.missing_keys)} student tensors are not in the teacher and keep their own "
+              f"initialisation: {sorted({k.rsplit('.', 2)[0] for k in result.missing_keys})}")
+
+
 def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (), evaluate: bool = True) -> TrainResult:
     """Distil the trained run ``teacher_dir`` into a one-step student (see the module docstring).
 
@@ -138,7 +151,7 @@ def distill(teacher_dir: Union[str, os.PathLike], overrides: Sequence[str] = (),
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     student = task.build_flow()
     if d.init_from_teacher:
-        student.load_state_dict(copy.deepcopy(teacher.state_dict()))
+        _init_student(student, teacher)
     module = IMLEModule(student, teacher, teacher_task, trainer_cfg, task.split_batch, seed=cfg.seed,
                         loss_weight=task.loss_weight, teacher_samples=d.teacher_samples, candidates=d.candidates,
                         targets=d.targets, match_dims=d.match_dims, student_steps=d.student_steps,

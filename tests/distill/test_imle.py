@@ -302,3 +302,18 @@ def test_annealing_revives_a_hypothesis_that_hard_winner_takes_all_leaves_dead()
     assert hard == pytest.approx([0.0, 5.0], abs=0.01)  # one at the data mean, one dead
     annealed = _fit_two_hypotheses(lambda step: linear_annealing(step, 20.0, 300))
     assert annealed == pytest.approx([-2.0, 2.0], abs=0.05), annealed
+
+
+def test_student_init_copies_the_teacher_keeps_new_modules_and_refuses_dropped_weights(capsys):
+    from sciflow.training.distill import _init_student
+
+    torch.manual_seed(0)
+    teacher = torch.nn.ModuleDict({"body": torch.nn.Linear(3, 3)})
+    student = torch.nn.ModuleDict({"body": torch.nn.Linear(3, 3), "extra": torch.nn.Linear(3, 2)})
+    extra = student["extra"].weight.detach().clone()
+    _init_student(student, teacher)
+    assert torch.equal(student["body"].weight, teacher["body"].weight)
+    assert torch.equal(student["extra"].weight, extra)
+    assert "2 student tensors are not in the teacher" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="the teacher has weights the student lacks: \\['extra"):
+        _init_student(teacher, student)

@@ -334,6 +334,38 @@ def test_relative_interaction_biases_see_neighbours_from_the_query_heading():
         tj.AgentTransformer(interaction="graph")
 
 
+def test_mode_attention_starts_as_the_plain_network_then_couples_only_an_agents_own_codes():
+    torch.manual_seed(0)
+    C, B, N = 3, 2, 4
+    plain = tj.AgentTransformer(d_model=16, heads=2, depth=2, time_dim=8, interaction="relative")
+    modes = tj.AgentTransformer(d_model=16, heads=2, depth=2, time_dim=8, interaction="relative", modes=C)
+    missing = modes.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("mode_blocks.") for k in missing)
+    hist = torch.cumsum(torch.randn(B, N, 8, 2) * 0.3, 2)
+    cond = {"hist": hist - hist[:, :, -1:], "pos": torch.randn(B, N, 2) * 3, "mask": torch.ones(B, N)}
+    rep = {k: v.repeat_interleave(C, 0) for k, v in cond.items()}  # scene-major, as the codebook prior draws
+    x, t = torch.randn(B * C, N, 12, 2), torch.zeros(B * C)
+    assert torch.allclose(modes(x, t, rep), plain(x, t, rep), atol=1e-6)  # zero-initialised: same field
+    for blk in modes.mode_blocks:
+        torch.nn.init.normal_(blk.out.weight, std=0.3)
+    out = modes(x, t, rep)
+    x2 = x.clone()
+    x2[1, 2] += 1.0  # scene 0, code 1, agent 2
+    diff = (modes(x2, t, rep) - out).abs().amax(dim=(-1, -2))  # (B*C, N)
+    assert diff[:C, 2].min() > 1e-4  # every code of that agent sees the change
+    assert diff[C:].max() < 1e-6  # another scene does not
+    # other agents of the same scene only through agent attention: in the plain network code 0 of agent 2
+    # would not move at all
+    assert (plain(x2, t, rep) - plain(x, t, rep)).abs()[0, 2].max() < 1e-6
+    with pytest.raises(ValueError, match="multiple of 3"):
+        modes(x[:4], t[:4], {k: v[:4] for k, v in rep.items()})
+    with pytest.raises(ValueError, match="modes must be >= 2"):
+        tj.AgentTransformer(modes=1)
+    from sciflow.config import ConfigError
+    with pytest.raises(ConfigError, match="prior_codes"):
+        _task(model={"mode_attention": True})
+
+
 def test_sample_futures_shapes_and_masking():
     task = _task()
     flow = task.build_flow().eval()
@@ -512,9 +544,11 @@ def test_imle_distance_is_ade_plus_weighted_fde_over_real_agents(fde_weight):
     assert torch.allclose(ds[1, 0], fde_weight * err[..., -1].mean(-1), atol=1e-5)
 
 
-def test_multiple_choice_student_distils_on_the_simulator(tmp_path, one_thread, monkeypatch):
+@pytest.mark.parametrize("mode_attention", [False, True])
+def test_multiple_choice_student_distils_on_the_simulator(tmp_path, one_thread, monkeypatch, capsys, mode_attention):
     """sciflow distill with a codebook prior and the task's distance: runs, evaluates its 4 codes, records them,
-    and matches with the distance of the overridden (student) config, not the teacher's."""
+    and matches with the distance of the overridden (student) config, not the teacher's. A student with mode
+    attention starts from the teacher's weights plus its own new blocks, and says so."""
     from sciflow.training import train
     from sciflow.training.distill import distill
 
@@ -534,8 +568,11 @@ def test_multiple_choice_student_distils_on_the_simulator(tmp_path, one_thread, 
     teacher = train(cfg, [], evaluate=False)
     res = distill(teacher.run_dir, ["distill.targets=data", "distill.match_dims=1", "distill.candidates=4",
                                     "distill.distance=task", "model.prior_codes=4", "distill.max_steps=3",
-                                    "distill.batch_size=4", "trainer.progress=false", "model.imle_fde_weight=3"])
+                                    "distill.batch_size=4", "trainer.progress=false", "model.imle_fde_weight=3",
+                                    f"model.mode_attention={str(mode_attention).lower()}"])
     assert set(fde_weights) == {3.0}
+    assert ("keep their own initialisation: ['model.mode_blocks.0']" in capsys.readouterr().out) == mode_attention
+    assert hasattr(res.flow.model, "mode_blocks") == mode_attention
     m = res.metrics
     assert m["codes"] == 4 and m["nfe_per_sample"] == 1 and np.isfinite(m["minFDE_4"])
     assert res.flow.source.codes == 4
