@@ -290,6 +290,9 @@ def _markdown(results, scenes, suite, benchmarks_md, per_seed=None) -> str:
                      f"the ADE + FDE distance, each agent matched to its nearest code (winner-takes-all, "
                      f"Guzman-Rivera et al. 2012); it predicts its K = {k} futures with one network evaluation "
                      f"per code, no clustering and no temperature.")
+        if "model.mode_attention=true" in [str(o).replace(" ", "").lower() for o in suite.get("distill", [])]:
+            sampling += (" Its network also attends over the codes of each agent (mode attention), so an agent's "
+                         f"{k} futures are made together and see each other.")
     note = suite.get("note", "")
     min_agents = int(first.get("min_agents", 1))
     windows = ("all windows with at least two such agents (the Social-GAN loader's rule)" if min_agents == 2

@@ -616,6 +616,10 @@ def test_benchmark_table_labels_students_by_their_nfe_and_averages_folds(student
                   "student/minFDE_20/speed_<0.2": 0.05, "agents/speed_>=0.2": 0.0} for s in ("eth", "zara1")}
     md4 = _markdown(binned, ["eth", "zara1"], {"name": "t", "distill": []}, "BENCHMARKS.md")
     assert "| fold | speed <0.2 | speed >=0.2 |" in md4 and "| eth | 0.10 / 0.05 (4) | (0) |" in md4
+    # the mode-attention sentence follows the suite's distill overrides, and only for a codebook student
+    suite = {"name": "t", "distill": ["model.prior_codes=20", "model.mode_attention=true"]}
+    md5 = " ".join(_markdown({"eth": metrics(0.5, 1.0)}, ["eth"], suite, "BENCHMARKS.md").split())
+    assert ("attends over the codes of each agent (mode attention)" in md5) == bool(codes)
 
 
 def _tiny_eth_ucy(root):
