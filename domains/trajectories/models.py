@@ -166,9 +166,16 @@ class AgentTransformer(nn.Module):
         if x.dim() != 4 or x.shape[-2:] != (self.pred_len, 2):
             raise ValueError(f"x must have shape (B, N, {self.pred_len}, 2), got {tuple(x.shape)}")
         B, N = x.shape[:2]
-        if self.modes is not None and B % self.modes:
-            raise ValueError(f"with modes={self.modes} the batch holds {self.modes} consecutive copies of every "
-                             f"scene, so its size must be a multiple of {self.modes}; got {B}")
+        if self.modes is not None:
+            C = self.modes
+            if B % C:
+                raise ValueError(f"with modes={C} the batch holds {C} consecutive copies of every scene, so its "
+                                 f"size must be a multiple of {C}; got {B}")
+            copies = hist.reshape(B // C, C, -1)
+            if not torch.equal(copies, copies[:, :1].expand_as(copies)):
+                # attending over rows of different scenes would silently mix unrelated agents
+                raise ValueError(f"with modes={C} every {C} consecutive rows must be copies of one scene (cond "
+                                 f"'hist' differs within a group), as the codebook prior and samplers arrange them")
         if hist.shape != (B, N, self.obs_len, 2) or pos.shape != (B, N, 2) or mask.shape != (B, N):
             raise ValueError(f"cond shapes {tuple(hist.shape)}, {tuple(pos.shape)}, {tuple(mask.shape)} do not "
                              f"match x {tuple(x.shape)} (expected (B,N,{self.obs_len},2), (B,N,2), (B,N))")

@@ -359,6 +359,8 @@ def test_mode_attention_starts_as_the_plain_network_then_couples_only_an_agents_
     assert (plain(x2, t, rep) - plain(x, t, rep)).abs()[0, 2].max() < 1e-6
     with pytest.raises(ValueError, match="multiple of 3"):
         modes(x[:4], t[:4], {k: v[:4] for k, v in rep.items()})
+    with pytest.raises(ValueError, match="copies of one scene"):
+        modes(x, t, {k: v.repeat(C, *[1] * (v.dim() - 1)) for k, v in cond.items()})  # scenes interleaved
     with pytest.raises(ValueError, match="modes must be >= 2"):
         tj.AgentTransformer(modes=1)
     from sciflow.config import ConfigError
