@@ -166,6 +166,9 @@ class AgentTransformer(nn.Module):
         if x.dim() != 4 or x.shape[-2:] != (self.pred_len, 2):
             raise ValueError(f"x must have shape (B, N, {self.pred_len}, 2), got {tuple(x.shape)}")
         B, N = x.shape[:2]
+        if hist.shape != (B, N, self.obs_len, 2) or pos.shape != (B, N, 2) or mask.shape != (B, N):
+            raise ValueError(f"cond shapes {tuple(hist.shape)}, {tuple(pos.shape)}, {tuple(mask.shape)} do not "
+                             f"match x {tuple(x.shape)} (expected (B,N,{self.obs_len},2), (B,N,2), (B,N))")
         if self.modes is not None:
             C = self.modes
             if B % C:
@@ -176,9 +179,6 @@ class AgentTransformer(nn.Module):
                 # attending over rows of different scenes would silently mix unrelated agents
                 raise ValueError(f"with modes={C} every {C} consecutive rows must be copies of one scene (cond "
                                  f"'hist' differs within a group), as the codebook prior and samplers arrange them")
-        if hist.shape != (B, N, self.obs_len, 2) or pos.shape != (B, N, 2) or mask.shape != (B, N):
-            raise ValueError(f"cond shapes {tuple(hist.shape)}, {tuple(pos.shape)}, {tuple(mask.shape)} do not "
-                             f"match x {tuple(x.shape)} (expected (B,N,{self.obs_len},2), (B,N,2), (B,N))")
         s = self.scale
         m = mask.to(x.dtype)
         vel_scene = hist[:, :, -1] - hist[:, :, -2]  # (B, N, 2) last observed step, scene frame
